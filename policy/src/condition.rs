@@ -1,0 +1,396 @@
+//! Conditions: the compiled form of a rule's `when` table and of an exception.
+//!
+//! A [`ConditionSet`] holds when every one of its tests holds; `any_of` gives "or", and
+//! exceptions and the `*_none` tests give "not". The same tests serve the exec'ing process
+//! and, inside `parent` and `ancestor`, the processes above it, so that a condition means
+//! one thing wherever it is written. A test that needs a field the event does not have
+//! does not hold: the engine never guesses.
+
+use std::borrow::Cow;
+
+use crate::event::ExecEvent;
+use crate::name::{basename, invocation, script, Invocation};
+use crate::pattern::{Origin, PatternSet};
+
+/// A flag as getopt sees it: `-e` (possibly inside a cluster such as `-lvp`) or `--exec`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Flag {
+    Short(u8),
+    Long(Box<str>),
+}
+
+impl Flag {
+    /// Parses `-x` or `--word`.
+    pub fn parse(text: &str) -> Result<Flag, String> {
+        if let Some(word) = text.strip_prefix("--") {
+            if !word.is_empty() && !word.contains('=') {
+                return Ok(Flag::Long(word.into()));
+            }
+        } else if let [b'-', letter] = text.as_bytes() {
+            if letter.is_ascii_alphanumeric() {
+                return Ok(Flag::Short(*letter));
+            }
+        }
+        Err(format!("{text:?} is not a flag: write one letter after '-' (\"-e\") or a word after '--' (\"--exec\")"))
+    }
+
+    /// The argument that carries this flag, if any. Short flags count inside clusters up to
+    /// the first character that is not a letter or digit (`-lvp4444`, `-e/bin/sh`). Long
+    /// flags count when abbreviated, as getopt_long accepts (`--sh-exe` is `--sh-exec`), and
+    /// with a value (`--exec=/bin/sh`). Parsing stops at `--`, as getopt's does.
+    fn find_in<'e>(&self, args: &'e [String]) -> Option<&'e str> {
+        for arg in args {
+            if arg == "--" {
+                return None;
+            }
+            let found = match (self, arg.strip_prefix("--")) {
+                (Flag::Long(flag), Some(word)) => {
+                    let word = word.split('=').next().unwrap_or(word);
+                    !word.is_empty() && flag.starts_with(word)
+                }
+                (Flag::Short(letter), None) => arg
+                    .strip_prefix('-')
+                    .is_some_and(|cluster| cluster.bytes().take_while(u8::is_ascii_alphanumeric).any(|b| b == *letter)),
+                _ => false,
+            };
+            if found {
+                return Some(arg);
+            }
+        }
+        None
+    }
+}
+
+impl std::fmt::Display for Flag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Flag::Short(letter) => write!(f, "-{}", *letter as char),
+            Flag::Long(word) => write!(f, "--{word}"),
+        }
+    }
+}
+
+/// One test. The first group applies to any process; the second to the event as a whole
+/// and is only allowed at the top of a rule or exception.
+#[derive(Debug, Clone)]
+pub enum Test {
+    Executable(PatternSet),
+    Name(PatternSet),
+    Identity(PatternSet),
+    ArgsAny(PatternSet),
+    ArgsNone(PatternSet),
+    ArgCommandsAny(PatternSet),
+    ArgCommandsNone(PatternSet),
+    FlagsAny(Vec<Flag>),
+    FlagsAll(Vec<Flag>),
+    ArgsSequence(Vec<PatternSet>),
+    Script(PatternSet),
+    AnyOf(Vec<ConditionSet>),
+
+    Interactive(bool),
+    WritableLocation(bool),
+    InImage(bool),
+    Fileless(bool),
+    ContainerId(PatternSet),
+    ContainerName(PatternSet),
+    Image(PatternSet),
+    Namespace(PatternSet),
+    Pod(PatternSet),
+    Parent(ConditionSet),
+    Ancestor(ConditionSet),
+}
+
+impl Test {
+    /// Cheap tests run first so that most events are let go after one or two comparisons.
+    fn cost(&self) -> u8 {
+        match self {
+            Test::Interactive(_) | Test::WritableLocation(_) | Test::InImage(_) | Test::Fileless(_) => 0,
+            Test::Name(_) | Test::Identity(_) => 1,
+            Test::Executable(_) | Test::ContainerId(_) | Test::ContainerName(_) | Test::Image(_) => 2,
+            Test::Namespace(_) | Test::Pod(_) => 2,
+            Test::FlagsAny(_) | Test::FlagsAll(_) | Test::ArgsAny(_) | Test::ArgsNone(_) => 3,
+            Test::ArgCommandsAny(_) | Test::ArgCommandsNone(_) | Test::ArgsSequence(_) | Test::Script(_) => 3,
+            Test::Parent(_) => 4,
+            Test::Ancestor(_) | Test::AnyOf(_) => 5,
+        }
+    }
+}
+
+/// Tests that must all hold.
+#[derive(Debug, Clone, Default)]
+pub struct ConditionSet {
+    tests: Vec<Test>,
+}
+
+/// How the engine sees one process: the exec'ing one or one above it.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessView<'e> {
+    executable: Option<&'e str>,
+    identity: Option<&'e str>,
+    name: Option<&'e str>,
+    args: &'e [String],
+    working_directory: Option<&'e str>,
+}
+
+impl<'e> ProcessView<'e> {
+    fn new(
+        executable: Option<&'e str>,
+        name_hint: Option<&'e str>,
+        identity: Option<&'e str>,
+        argv: &'e [String],
+        working_directory: Option<&'e str>,
+    ) -> Self {
+        let (name, args) = match executable.or(name_hint) {
+            Some(file) => {
+                let Invocation { name, args } = invocation(file, identity, argv);
+                (Some(name), args)
+            }
+            None => (identity, argv.get(1..).unwrap_or(&[])),
+        };
+        ProcessView { executable, identity, name, args, working_directory }
+    }
+
+    /// The exec'ing process of `event`.
+    pub fn of_event(event: &'e ExecEvent) -> Self {
+        let p = &event.process;
+        let identity = event.execguard.file.identity.as_deref();
+        ProcessView::new(Some(&p.executable), None, identity, &p.args, p.working_directory.as_deref())
+    }
+
+    pub fn name(&self) -> Option<&'e str> {
+        self.name
+    }
+
+    /// The parent, then each ancestor up the tree.
+    fn lineage(event: &'e ExecEvent) -> impl Iterator<Item = ProcessView<'e>> {
+        let parent = event.process.parent.as_ref().map(|p| {
+            ProcessView::new(p.executable.as_deref(), p.name.as_deref(), None, &p.args, p.working_directory.as_deref())
+        });
+        let ancestors = event.execguard.ancestors.iter().map(|a| {
+            ProcessView::new(a.executable.as_deref(), None, None, &a.args, a.working_directory.as_deref())
+        });
+        parent.into_iter().chain(ancestors)
+    }
+
+    /// The script path, made absolute with the working directory when it is relative and
+    /// the directory is known.
+    fn script(&self) -> Option<Cow<'e, str>> {
+        let path = script(self.args)?;
+        match self.working_directory {
+            Some(dir) if !path.starts_with('/') => {
+                let path = path.strip_prefix("./").unwrap_or(path);
+                Some(Cow::Owned(format!("{}/{}", dir.trim_end_matches('/'), path)))
+            }
+            _ => Some(Cow::Borrowed(path)),
+        }
+    }
+
+    fn label(&self) -> &'e str {
+        self.executable.or(self.name).unwrap_or("?")
+    }
+}
+
+/// What a condition set is checked against: a process, plus the whole event when the set
+/// sits at the top of a rule.
+#[derive(Clone, Copy)]
+pub struct Subject<'e> {
+    pub process: ProcessView<'e>,
+    pub event: Option<&'e ExecEvent>,
+}
+
+/// An argument read as a command name: itself, or its last component when it is a path.
+fn as_command(arg: &str) -> &str {
+    basename(arg)
+}
+
+fn sequence_at(patterns: &[PatternSet], args: &[String]) -> Option<usize> {
+    if patterns.is_empty() {
+        return None;
+    }
+    args.windows(patterns.len())
+        .position(|window| window.iter().zip(patterns).all(|(arg, pattern)| pattern.is_match(arg)))
+}
+
+fn find_arg<'e>(set: &PatternSet, args: &'e [String], map: fn(&str) -> &str) -> Option<(&'e str, Origin)> {
+    args.iter().find_map(|arg| set.find(map(arg)).map(|origin| (arg.as_str(), origin.clone())))
+}
+
+fn flag_matches(flags: &[Flag], args: &[String], all: bool) -> bool {
+    if all {
+        flags.iter().all(|f| f.find_in(args).is_some())
+    } else {
+        flags.iter().any(|f| f.find_in(args).is_some())
+    }
+}
+
+fn opt_bool(value: Option<bool>, wanted: bool) -> bool {
+    value == Some(wanted)
+}
+
+fn opt_match(set: &PatternSet, value: Option<&str>) -> bool {
+    value.is_some_and(|v| set.is_match(v))
+}
+
+impl ConditionSet {
+    pub fn new(mut tests: Vec<Test>) -> ConditionSet {
+        tests.sort_by_key(Test::cost);
+        ConditionSet { tests }
+    }
+
+    pub fn holds(&self, subject: &Subject) -> bool {
+        self.tests.iter().all(|test| test.holds(subject))
+    }
+
+    /// Phrases that say why the set holds; call only when it does.
+    pub fn explain(&self, subject: &Subject, out: &mut Vec<String>) {
+        for test in &self.tests {
+            test.explain(subject, out);
+        }
+    }
+}
+
+impl Test {
+    fn holds(&self, subject: &Subject) -> bool {
+        let p = &subject.process;
+        let file = subject.event.map(|e| &e.execguard.file);
+        let container = subject.event.and_then(|e| e.container.as_ref());
+        let orchestrator = subject.event.and_then(|e| e.orchestrator.as_ref());
+        match self {
+            Test::Executable(set) => opt_match(set, p.executable),
+            Test::Name(set) => opt_match(set, p.name),
+            Test::Identity(set) => opt_match(set, p.identity),
+            Test::ArgsAny(set) => p.args.iter().any(|a| set.is_match(a)),
+            Test::ArgsNone(set) => !p.args.iter().any(|a| set.is_match(a)),
+            Test::ArgCommandsAny(set) => p.args.iter().any(|a| set.is_match(as_command(a))),
+            Test::ArgCommandsNone(set) => !p.args.iter().any(|a| set.is_match(as_command(a))),
+            Test::FlagsAny(flags) => flag_matches(flags, p.args, false),
+            Test::FlagsAll(flags) => flag_matches(flags, p.args, true),
+            Test::ArgsSequence(patterns) => sequence_at(patterns, p.args).is_some(),
+            Test::Script(set) => p.script().is_some_and(|s| set.is_match(&s)),
+            Test::AnyOf(sets) => sets.iter().any(|set| set.holds(subject)),
+            Test::Interactive(want) => subject.event.is_some_and(|e| opt_bool(e.process.interactive, *want)),
+            Test::WritableLocation(want) => file.is_some_and(|f| opt_bool(f.writable_location, *want)),
+            Test::InImage(want) => file.is_some_and(|f| opt_bool(f.in_image, *want)),
+            Test::Fileless(want) => file.is_some_and(|f| opt_bool(f.fileless, *want)),
+            Test::ContainerId(set) => opt_match(set, container.and_then(|c| c.id.as_deref())),
+            Test::ContainerName(set) => opt_match(set, container.and_then(|c| c.name.as_deref())),
+            Test::Image(set) => {
+                opt_match(set, container.and_then(|c| c.image.as_ref()).and_then(|i| i.name.as_deref()))
+            }
+            Test::Namespace(set) => opt_match(set, orchestrator.and_then(|o| o.namespace.as_deref())),
+            Test::Pod(set) => {
+                opt_match(set, orchestrator.and_then(|o| o.resource.as_ref()).and_then(|r| r.name.as_deref()))
+            }
+            Test::Parent(set) => subject.event.is_some_and(|e| {
+                ProcessView::lineage(e).next().is_some_and(|process| set.holds(&Subject { process, event: None }))
+            }),
+            Test::Ancestor(set) => subject
+                .event
+                .is_some_and(|e| ProcessView::lineage(e).any(|process| set.holds(&Subject { process, event: None }))),
+        }
+    }
+
+    fn explain(&self, subject: &Subject, out: &mut Vec<String>) {
+        let p = &subject.process;
+        let event = subject.event;
+        let matched = |what: &str, value: Option<&str>, set: &PatternSet| match value.and_then(|v| set.find(v).map(|o| (v, o))) {
+            Some((value, origin)) => format!("{what} {value:?} matches {origin}"),
+            None => format!("{what} matches"),
+        };
+        let phrase = match self {
+            Test::Executable(set) => matched("executable", p.executable, set),
+            Test::Name(set) => matched("name", p.name, set),
+            Test::Identity(set) => matched("file identity", p.identity, set),
+            Test::ArgsAny(set) => match find_arg(set, p.args, |a| a) {
+                Some((arg, origin)) => format!("argument {arg:?} matches {origin}"),
+                None => "an argument matches".into(),
+            },
+            Test::ArgCommandsAny(set) => match find_arg(set, p.args, as_command) {
+                Some((arg, origin)) => format!("argument {arg:?} names command {origin}"),
+                None => "an argument names a listed command".into(),
+            },
+            Test::ArgsNone(_) | Test::ArgCommandsNone(_) => return,
+            Test::FlagsAny(flags) | Test::FlagsAll(flags) => {
+                let found: Vec<String> = flags
+                    .iter()
+                    .filter_map(|f| f.find_in(p.args).map(|arg| format!("flag {f} (argument {arg:?})")))
+                    .collect();
+                found.join(", ")
+            }
+            Test::ArgsSequence(patterns) => {
+                let at = sequence_at(patterns, p.args).unwrap_or(0);
+                let words = p.args.get(at..at + patterns.len()).unwrap_or(&[]);
+                format!("arguments {words:?} in sequence")
+            }
+            Test::Script(set) => {
+                let script = p.script();
+                matched("script", script.as_deref(), set)
+            }
+            Test::AnyOf(sets) => {
+                if let Some(set) = sets.iter().find(|set| set.holds(subject)) {
+                    set.explain(subject, out);
+                }
+                return;
+            }
+            Test::Interactive(want) => if *want { "interactive (has a terminal)" } else { "not interactive" }.into(),
+            Test::WritableLocation(want) => format!("file in a writable location: {want}"),
+            Test::InImage(want) => format!("file in the image: {want}"),
+            Test::Fileless(want) => format!("fileless: {want}"),
+            Test::ContainerId(_) => "container id matches".into(),
+            Test::ContainerName(_) => "container name matches".into(),
+            Test::Image(_) => "image matches".into(),
+            Test::Namespace(_) => "namespace matches".into(),
+            Test::Pod(_) => "pod matches".into(),
+            Test::Parent(set) | Test::Ancestor(set) => {
+                let is_parent = matches!(self, Test::Parent(_));
+                let Some(e) = event else { return };
+                let mut lineage = ProcessView::lineage(e);
+                let found = if is_parent {
+                    lineage.next().filter(|process| set.holds(&Subject { process: *process, event: None }))
+                } else {
+                    lineage.find(|process| set.holds(&Subject { process: *process, event: None }))
+                };
+                let Some(process) = found else { return };
+                let mut inner = Vec::new();
+                set.explain(&Subject { process, event: None }, &mut inner);
+                let who = if is_parent { "parent" } else { "ancestor" };
+                format!("{who} {}: {}", process.label(), inner.join(", "))
+            }
+        };
+        out.push(phrase);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn short_flags_in_clusters_and_long_flags_abbreviated() {
+        let e = Flag::Short(b'e');
+        assert_eq!(e.find_in(&args(&["10.0.0.1", "4444", "-e", "/bin/sh"])), Some("-e"));
+        assert_eq!(e.find_in(&args(&["-ve/bin/sh"])), Some("-ve/bin/sh"));
+        assert_eq!(e.find_in(&args(&["-p4e"])), Some("-p4e"));
+        assert_eq!(e.find_in(&args(&["-x/e"])), None);
+        assert_eq!(e.find_in(&args(&["--", "-e"])), None);
+        assert_eq!(e.find_in(&args(&["--exec"])), None);
+        let exec = Flag::Long("sh-exec".into());
+        assert_eq!(exec.find_in(&args(&["--sh-exe", "sh"])), Some("--sh-exe"));
+        assert_eq!(exec.find_in(&args(&["--sh-exec=/bin/sh"])), Some("--sh-exec=/bin/sh"));
+        assert_eq!(exec.find_in(&args(&["--ssl"])), None);
+        assert_eq!(exec.find_in(&args(&["--"])), None);
+    }
+
+    #[test]
+    fn flag_syntax() {
+        assert_eq!(Flag::parse("-e"), Ok(Flag::Short(b'e')));
+        assert_eq!(Flag::parse("--lua-exec"), Ok(Flag::Long("lua-exec".into())));
+        assert!(Flag::parse("-lp").is_err());
+        assert!(Flag::parse("e").is_err());
+        assert!(Flag::parse("--").is_err());
+    }
+}

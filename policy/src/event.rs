@@ -1,0 +1,173 @@
+//! The exec event: what the supervisor knows about one execve, and what the engine reads.
+//!
+//! Field names follow the Elastic Common Schema (`process.*`, `container.*`,
+//! `orchestrator.*`) so that an alert, which is this event plus a decision, goes into a log
+//! pipeline as it is and can be replayed through `execguard policy eval`. Facts that ECS has
+//! no name for live under `execguard.*`.
+//!
+//! Only `process.executable` and `process.args` are required. Every other field is
+//! optional, and a condition that needs a missing field does not match: the engine never
+//! guesses. Unknown fields are ignored, so that a full ECS document (with `@timestamp`,
+//! `host.*`, an earlier decision ...) reads as an event.
+
+use serde::{Deserialize, Serialize};
+
+/// One exec, as the supervisor saw it when the kernel stopped the calling thread.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecEvent {
+    pub process: Process,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orchestrator: Option<Orchestrator>,
+    #[serde(default, skip_serializing_if = "Facts::is_empty")]
+    pub execguard: Facts,
+}
+
+/// The process that is about to exec.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Process {
+    /// The file being executed, as resolved inside the container (symlinks followed).
+    pub executable: String,
+    /// The tool name: see [`crate::name::tool_name`]. Informative only: the engine derives
+    /// the name itself so that a lying `name` cannot steer a decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The full argv, argv[0] included (as in ECS).
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_directory: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Whether the process has a controlling terminal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interactive: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<User>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Parent>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// A uid, written as a string as ECS does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// The process that called exec's parent (ECS `process.parent`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Parent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executable: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_directory: Option<String>,
+}
+
+/// A process further up the tree: the grandparent first, then its parent, and so on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ancestor {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executable: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_directory: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Container {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Image>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Image {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Orchestrator {
+    /// The pod's Kubernetes namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<Resource>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resource {
+    /// The pod's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Always "pod" when set by execguard.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// What execguard adds that ECS has no field for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Facts {
+    /// From the grandparent up to the container's init, or to the supervisor's depth limit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<Ancestor>,
+    #[serde(default, skip_serializing_if = "FileFacts::is_empty")]
+    pub file: FileFacts,
+    /// Set when argv was longer than the supervisor reads: `process.args` is a prefix.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub args_truncated: bool,
+}
+
+/// What the supervisor found out about the executed file itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileFacts {
+    /// The canonical tool name when the file's inode or content is known to be that tool
+    /// (a renamed copy of nc is still "nc").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// The file lives in /tmp, /var/tmp, /dev/shm, /run/user, a home directory, or any
+    /// writable mount other than the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writable_location: Option<bool>,
+    /// False when the file was added to the container after it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_image: Option<bool>,
+    /// The file is a memfd or has been deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fileless: Option<bool>,
+}
+
+impl Facts {
+    fn is_empty(&self) -> bool {
+        self.ancestors.is_empty() && self.file.is_empty() && !self.args_truncated
+    }
+}
+
+impl FileFacts {
+    fn is_empty(&self) -> bool {
+        *self == FileFacts::default()
+    }
+}
+
+impl ExecEvent {
+    /// An event with just the two required fields.
+    pub fn new(executable: impl Into<String>, args: Vec<String>) -> Self {
+        ExecEvent {
+            process: Process { executable: executable.into(), args, ..Process::default() },
+            ..ExecEvent::default()
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The execguard rule engine: exec events in, decisions out.
+//!
+//! Every exec in every guarded container asks [`Policy::decide`] one question: allow, alert
+//! or block? The engine is pure: it knows nothing of processes, the kernel or containerd,
+//! and does no I/O but reading a policy file. The supervisor fills an [`ExecEvent`], the
+//! engine answers with a [`Decision`] that names its rule, and [`Policy::record`] turns the
+//! decision into the explained JSON record that alerts carry.
+//!
+//! # Precedence
+//! 1. A rule matches when its `when` conditions hold and none of its own exceptions does
+//!    (an exception removes its rule only).
+//! 2. Of the matching rules, the strongest action wins (block > alert > allow); between
+//!    equal actions the higher severity, then the rule written first.
+//! 3. A global exception that holds turns the decision into allow, whatever matched.
+//! 4. In monitor mode a block becomes an alert (the record says it would have blocked).
+//! 5. No rule: allow.
+//!
+//! Decisions on the allow path do not allocate; see `benches/decide.rs` for the speed.
+
+mod condition;
+pub mod event;
+mod load;
+pub mod name;
+mod pattern;
+
+use serde::{Deserialize, Serialize};
+
+pub use condition::ProcessView;
+use condition::{ConditionSet, Subject};
+pub use event::ExecEvent;
+pub use load::{PolicyError, PolicyErrors};
+
+/// The default policy, embedded so that a shim without a policy file still protects.
+pub const DEFAULT_POLICY: &str = include_str!("../../config/policy.toml");
+/// How the embedded default policy names itself in errors and logs.
+pub const DEFAULT_POLICY_ORIGIN: &str = "<embedded default policy>";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Allow,
+    Alert,
+    Block,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Blocks become alerts: nothing fails, everything a block would stop is reported.
+    Monitor,
+    Enforce,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Mode, String> {
+        match text {
+            "monitor" => Ok(Mode::Monitor),
+            "enforce" => Ok(Mode::Enforce),
+            _ => Err(format!("unknown mode {text:?}: use \"monitor\" or \"enforce\"")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    id: String,
+    name: String,
+    description: String,
+    severity: Severity,
+    action: Action,
+    when: ConditionSet,
+    exceptions: Vec<Exception>,
+}
+
+#[derive(Debug, Clone)]
+struct Exception {
+    name: String,
+    when: ConditionSet,
+}
+
+/// A compiled policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    mode: Mode,
+    rules: Vec<Rule>,
+    /// Rule indexes, strongest first: the first one that matches wins.
+    precedence: Vec<usize>,
+    exceptions: Vec<Exception>,
+}
+
+/// Why nothing matched although a rule's conditions held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Excepted {
+    /// (rule, exception of that rule)
+    ByRule(usize, usize),
+    /// (rule, global exception)
+    Globally(usize, usize),
+}
+
+/// The answer for one exec. Small and `Copy`: the explanation is rendered from it only
+/// when someone reads it ([`Policy::record`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub action: Action,
+    rule: Option<usize>,
+    excepted: Option<Excepted>,
+    /// Monitor mode turned this rule's block into an alert.
+    downgraded: bool,
+}
+
+/// The rule a decision names, as alerts and `policy eval` print it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleSummary {
+    pub id: String,
+    pub name: String,
+    pub severity: Severity,
+}
+
+/// A decision explained: `{"decision":..,"rule":{..}|null,"reason":".."}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    pub decision: Action,
+    pub rule: Option<RuleSummary>,
+    pub reason: String,
+}
+
+impl Policy {
+    /// Compiles a policy from TOML text; `origin` (usually the file's path) prefixes errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Policy, PolicyErrors> {
+        let compiled = load::compile(text, origin)?;
+        let mut precedence: Vec<usize> = (0..compiled.rules.len()).collect();
+        precedence.sort_by_key(|&i| {
+            let rule = &compiled.rules[i];
+            (std::cmp::Reverse(rule.action), std::cmp::Reverse(rule.severity), i)
+        });
+        Ok(Policy { mode: compiled.mode, rules: compiled.rules, precedence, exceptions: compiled.exceptions })
+    }
+
+    /// Reads and compiles a policy file.
+    pub fn load(path: &std::path::Path) -> Result<Policy, PolicyErrors> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyErrors::io(&origin, &e))?;
+        Policy::parse(&text, &origin)
+    }
+
+    /// The embedded default policy. Its validity is checked by the test suite, so an error
+    /// here means a broken build, reported rather than panicked on.
+    pub fn embedded() -> Result<Policy, PolicyErrors> {
+        Policy::parse(DEFAULT_POLICY, DEFAULT_POLICY_ORIGIN)
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The same rules in another mode (`--mode`, a pod annotation).
+    pub fn with_mode(mut self, mode: Mode) -> Policy {
+        self.mode = mode;
+        self
+    }
+
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Decides one exec. Allocates nothing unless a rule needs to make a relative script
+    /// path absolute.
+    pub fn decide(&self, event: &ExecEvent) -> Decision {
+        let subject = Subject { process: ProcessView::of_event(event), event: Some(event) };
+        let mut excepted = None;
+        for &index in &self.precedence {
+            let Some(rule) = self.rules.get(index) else { continue };
+            if !rule.when.holds(&subject) {
+                continue;
+            }
+            if let Some(x) = rule.exceptions.iter().position(|e| e.when.holds(&subject)) {
+                excepted.get_or_insert(Excepted::ByRule(index, x));
+                continue;
+            }
+            if let Some(g) = self.exceptions.iter().position(|e| e.when.holds(&subject)) {
+                let excepted = Some(Excepted::Globally(index, g));
+                return Decision { action: Action::Allow, rule: None, excepted, downgraded: false };
+            }
+            let downgraded = self.mode == Mode::Monitor && rule.action == Action::Block;
+            let action = if downgraded { Action::Alert } else { rule.action };
+            return Decision { action, rule: Some(index), excepted: None, downgraded };
+        }
+        Decision { action: Action::Allow, rule: None, excepted, downgraded: false }
+    }
+
+    /// The decision with its rule and a reason a responder can read.
+    pub fn record(&self, event: &ExecEvent, decision: &Decision) -> DecisionRecord {
+        let subject = Subject { process: ProcessView::of_event(event), event: Some(event) };
+        let rule = decision.rule.and_then(|i| self.rules.get(i));
+        let reason = match (rule, decision.excepted) {
+            (Some(rule), _) => {
+                let mut why = Vec::new();
+                rule.when.explain(&subject, &mut why);
+                let mut reason = format!("{}: {}", rule.description, why.join("; "));
+                if decision.downgraded {
+                    reason.push_str(" (monitor mode: enforce mode would block)");
+                }
+                reason
+            }
+            (None, Some(Excepted::ByRule(r, x))) => {
+                let (id, exception) = self.rules.get(r).map_or(("?", "?"), |rule| {
+                    (rule.id.as_str(), rule.exceptions.get(x).map_or("?", |e| e.name.as_str()))
+                });
+                format!("no rule applies: {id} matched but its exception {exception:?} holds")
+            }
+            (None, Some(Excepted::Globally(r, g))) => {
+                let id = self.rules.get(r).map_or("?", |rule| rule.id.as_str());
+                let exception = self.exceptions.get(g).map_or("?", |e| e.name.as_str());
+                format!("no rule applies: {id} matched but the global exception {exception:?} holds")
+            }
+            (None, None) => "no rule matched".to_string(),
+        };
+        DecisionRecord {
+            decision: decision.action,
+            rule: rule.map(|r| RuleSummary { id: r.id.clone(), name: r.name.clone(), severity: r.severity }),
+            reason,
+        }
+    }
+}
