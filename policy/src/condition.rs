@@ -166,9 +166,10 @@ impl<'e> ProcessView<'e> {
         let parent = event.process.parent.as_ref().map(|p| {
             ProcessView::new(p.executable.as_deref(), p.name.as_deref(), None, &p.args, p.working_directory.as_deref())
         });
-        let ancestors = event.execguard.ancestors.iter().map(|a| {
-            ProcessView::new(a.executable.as_deref(), None, None, &a.args, a.working_directory.as_deref())
-        });
+        let ancestors =
+            event.execguard.ancestors.iter().map(|a| {
+                ProcessView::new(a.executable.as_deref(), None, None, &a.args, a.working_directory.as_deref())
+            });
         parent.into_iter().chain(ancestors)
     }
 
@@ -237,6 +238,14 @@ impl ConditionSet {
         ConditionSet { tests }
     }
 
+    /// The set's own name test, which the rule index uses as a prefilter.
+    pub fn name_test(&self) -> Option<&PatternSet> {
+        self.tests.iter().find_map(|test| match test {
+            Test::Name(set) => Some(set),
+            _ => None,
+        })
+    }
+
     pub fn holds(&self, subject: &Subject) -> bool {
         self.tests.iter().all(|test| test.holds(subject))
     }
@@ -293,10 +302,11 @@ impl Test {
     fn explain(&self, subject: &Subject, out: &mut Vec<String>) {
         let p = &subject.process;
         let event = subject.event;
-        let matched = |what: &str, value: Option<&str>, set: &PatternSet| match value.and_then(|v| set.find(v).map(|o| (v, o))) {
-            Some((value, origin)) => format!("{what} {value:?} matches {origin}"),
-            None => format!("{what} matches"),
-        };
+        let matched =
+            |what: &str, value: Option<&str>, set: &PatternSet| match value.and_then(|v| set.find(v).map(|o| (v, o))) {
+                Some((value, origin)) => format!("{what} {value:?} matches {origin}"),
+                None => format!("{what} matches"),
+            };
         let phrase = match self {
             Test::Executable(set) => matched("executable", p.executable, set),
             Test::Name(set) => matched("name", p.name, set),
@@ -344,16 +354,14 @@ impl Test {
             Test::Parent(set) | Test::Ancestor(set) => {
                 let is_parent = matches!(self, Test::Parent(_));
                 let Some(e) = event else { return };
-                let mut lineage = ProcessView::lineage(e);
-                let found = if is_parent {
-                    lineage.next().filter(|process| set.holds(&Subject { process: *process, event: None }))
-                } else {
-                    lineage.find(|process| set.holds(&Subject { process: *process, event: None }))
-                };
-                let Some(process) = found else { return };
+                let holds =
+                    |(_, process): &(usize, ProcessView)| set.holds(&Subject { process: *process, event: None });
+                let mut lineage = ProcessView::lineage(e).enumerate();
+                let found = if is_parent { lineage.next().filter(holds) } else { lineage.find(holds) };
+                let Some((depth, process)) = found else { return };
                 let mut inner = Vec::new();
                 set.explain(&Subject { process, event: None }, &mut inner);
-                let who = if is_parent { "parent" } else { "ancestor" };
+                let who = if depth == 0 { "parent" } else { "ancestor" };
                 format!("{who} {}: {}", process.label(), inner.join(", "))
             }
         };

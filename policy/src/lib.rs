@@ -19,6 +19,7 @@
 
 mod condition;
 pub mod event;
+mod index;
 mod load;
 pub mod name;
 mod pattern;
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 pub use condition::ProcessView;
 use condition::{ConditionSet, Subject};
 pub use event::ExecEvent;
+use index::NameIndex;
 pub use load::{PolicyError, PolicyErrors};
 
 /// The default policy, embedded so that a shim without a policy file still protects.
@@ -58,6 +60,15 @@ pub enum Mode {
     /// Blocks become alerts: nothing fails, everything a block would stop is reported.
     Monitor,
     Enforce,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Monitor => "monitor",
+            Mode::Enforce => "enforce",
+        })
+    }
 }
 
 impl std::str::FromStr for Mode {
@@ -95,6 +106,7 @@ pub struct Policy {
     rules: Vec<Rule>,
     /// Rule indexes, strongest first: the first one that matches wins.
     precedence: Vec<usize>,
+    index: NameIndex,
     exceptions: Vec<Exception>,
 }
 
@@ -143,7 +155,8 @@ impl Policy {
             let rule = &compiled.rules[i];
             (std::cmp::Reverse(rule.action), std::cmp::Reverse(rule.severity), i)
         });
-        Ok(Policy { mode: compiled.mode, rules: compiled.rules, precedence, exceptions: compiled.exceptions })
+        let index = NameIndex::build(compiled.rules.iter().map(|rule| &rule.when));
+        Ok(Policy { mode: compiled.mode, rules: compiled.rules, precedence, index, exceptions: compiled.exceptions })
     }
 
     /// Reads and compiles a policy file.
@@ -177,8 +190,12 @@ impl Policy {
     /// path absolute.
     pub fn decide(&self, event: &ExecEvent) -> Decision {
         let subject = Subject { process: ProcessView::of_event(event), event: Some(event) };
+        let candidates = self.index.candidates(subject.process.name());
         let mut excepted = None;
         for &index in &self.precedence {
+            if !candidates.contains(index) {
+                continue;
+            }
             let Some(rule) = self.rules.get(index) else { continue };
             if !rule.when.holds(&subject) {
                 continue;

@@ -18,6 +18,8 @@ use crate::{Action, Exception, Mode, Rule, Severity};
 
 type Span = Range<usize>;
 type Value<'i> = Spanned<DeValue<'i>>;
+/// The entries of each list as written, before `@references` are expanded.
+type RawLists<'a> = HashMap<&'a str, Vec<(&'a str, Span)>>;
 
 /// One problem in a policy file, with where it is.
 #[derive(Debug, Clone, PartialEq)]
@@ -246,13 +248,23 @@ impl<'s> Loader<'s> {
             }
             other => {
                 let hint = Some(format!("write `{what} = [\"...\", \"@list\"]`"));
-                self.error(value.span(), format!("`{what}` must be a string or an array of strings, not {}", kind(other)), hint);
+                self.error(
+                    value.span(),
+                    format!("`{what}` must be a string or an array of strings, not {}", kind(other)),
+                    hint,
+                );
                 None
             }
         }
     }
 
-    fn required<'a, 'i>(&mut self, table: &'a DeTable<'i>, span: &Span, key: &str, place: &str) -> Option<&'a Value<'i>> {
+    fn required<'a, 'i>(
+        &mut self,
+        table: &'a DeTable<'i>,
+        span: &Span,
+        key: &str,
+        place: &str,
+    ) -> Option<&'a Value<'i>> {
         let value = get(table, key);
         if value.is_none() {
             self.error(span.clone(), format!("{place} has no `{key}`"), Some(format!("add `{key} = ...` to {place}")));
@@ -296,11 +308,11 @@ impl<'s> Loader<'s> {
 
     fn lists_table(&mut self, value: &Value) {
         let Some(table) = self.expect_table(value, "`lists`") else { return };
-        let mut raw: HashMap<&str, (Span, Vec<(&str, Span)>)> = HashMap::new();
+        let mut raw: RawLists = HashMap::new();
         let mut order = Vec::new();
-        for (name, span, items) in entries(table) {
+        for (name, _, items) in entries(table) {
             if let Some(items) = self.expect_strings(items, name) {
-                raw.insert(name, (span, items));
+                raw.insert(name, items);
                 order.push(name);
             }
         }
@@ -311,11 +323,11 @@ impl<'s> Loader<'s> {
 
     /// Expands one list (and, first, the lists it references), reporting unknown names
     /// and cycles at the reference.
-    fn resolve_list<'a>(&mut self, name: &'a str, raw: &HashMap<&'a str, (Span, Vec<(&'a str, Span)>)>, stack: &mut Vec<&'a str>) {
+    fn resolve_list<'a>(&mut self, name: &'a str, raw: &RawLists<'a>, stack: &mut Vec<&'a str>) {
         if self.lists.contains_key(name) {
             return;
         }
-        let Some((_, items)) = raw.get(name) else { return };
+        let Some(items) = raw.get(name) else { return };
         stack.push(name);
         let mut patterns = Vec::new();
         for (text, span) in items {
@@ -389,7 +401,11 @@ impl<'s> Loader<'s> {
         for (text, span) in items {
             match Flag::parse(text) {
                 Ok(flag) => flags.push(flag),
-                Err(message) => self.error(span, message, Some(format!("for a cluster such as -lp, write `{what} = [\"-l\", \"-p\"]`"))),
+                Err(message) => self.error(
+                    span,
+                    message,
+                    Some(format!("for a cluster such as -lp, write `{what} = [\"-l\", \"-p\"]`")),
+                ),
             }
         }
         Some(flags)
@@ -402,7 +418,11 @@ impl<'s> Loader<'s> {
             return None;
         };
         if items.is_empty() {
-            self.error(value.span(), "`args_sequence` is empty", Some("list the arguments that must follow each other".into()));
+            self.error(
+                value.span(),
+                "`args_sequence` is empty",
+                Some("list the arguments that must follow each other".into()),
+            );
             return None;
         }
         items.iter().map(|item| self.pattern_set(item, "args_sequence")).collect()
@@ -423,7 +443,11 @@ impl<'s> Loader<'s> {
                 ("identity", Scope::Event) => self.pattern_set(value, key).map(Test::Identity),
                 ("identity", Scope::Lineage(which)) => {
                     let hint = Some("match the parent's `executable` or `name` instead".into());
-                    self.error(span, format!("`identity` is only known for the executed file, not inside `{which}`"), hint);
+                    self.error(
+                        span,
+                        format!("`identity` is only known for the executed file, not inside `{which}`"),
+                        hint,
+                    );
                     None
                 }
                 ("args_any", _) => self.pattern_set(value, key).map(Test::ArgsAny),
@@ -478,7 +502,8 @@ impl<'s> Loader<'s> {
         let items = match value.get_ref() {
             DeValue::Array(items) if !items.is_empty() => items,
             _ => {
-                let hint = Some("write `any_of = [{ flags_all = [\"-l\", \"-p\"] }, { args_any = [\"/bin/sh\"] }]`".into());
+                let hint =
+                    Some("write `any_of = [{ flags_all = [\"-l\", \"-p\"] }, { args_any = [\"/bin/sh\"] }]`".into());
                 self.error(value.span(), "`any_of` must be a non-empty array of condition tables", hint);
                 return None;
             }
@@ -493,7 +518,10 @@ impl<'s> Loader<'s> {
             self.error(value.span(), format!("`{what}` must be an array of tables"), hint);
             return Vec::new();
         };
-        items.iter().filter_map(|item| self.expect_table(item, &format!("each of `{what}`")).map(|t| (t, item.span()))).collect()
+        items
+            .iter()
+            .filter_map(|item| self.expect_table(item, &format!("each of `{what}`")).map(|t| (t, item.span())))
+            .collect()
     }
 
     fn exceptions(&mut self, value: &Value, place: &str) -> Vec<Exception> {
@@ -504,8 +532,11 @@ impl<'s> Loader<'s> {
                     self.unknown_key(key, key_span, EXCEPTION_KEYS, &format!("a {place}"));
                 }
             }
-            let name = self.required(table, &span, "name", &format!("a {place}")).and_then(|v| self.expect_str(v, "`name`"));
-            let when = self.required(table, &span, "when", &format!("a {place}")).and_then(|v| self.condition_set(v, Scope::Event));
+            let name =
+                self.required(table, &span, "name", &format!("a {place}")).and_then(|v| self.expect_str(v, "`name`"));
+            let when = self
+                .required(table, &span, "when", &format!("a {place}"))
+                .and_then(|v| self.condition_set(v, Scope::Event));
             if let (Some(name), Some(when)) = (name, when) {
                 exceptions.push(Exception { name: name.to_string(), when });
             }
@@ -539,7 +570,8 @@ impl<'s> Loader<'s> {
                 Some(id)
             });
             let name = self.required(table, &span, "name", "a rule").and_then(|v| self.expect_str(v, "`name`"));
-            let description = self.required(table, &span, "description", "a rule").and_then(|v| self.expect_str(v, "`description`"));
+            let description =
+                self.required(table, &span, "description", "a rule").and_then(|v| self.expect_str(v, "`description`"));
             let severity = self.required(table, &span, "severity", "a rule").and_then(|v| self.severity(v));
             let action = self.required(table, &span, "action", "a rule").and_then(|v| self.action(v));
             let when = self.required(table, &span, "when", "a rule").and_then(|v| self.condition_set(v, Scope::Event));
@@ -584,7 +616,8 @@ impl<'s> Loader<'s> {
             "alert" => Some(Action::Alert),
             "block" => Some(Action::Block),
             other => {
-                let hint = Some("use \"allow\", \"alert\" (allow and report) or \"block\" (the exec fails with EPERM)".into());
+                let hint =
+                    Some("use \"allow\", \"alert\" (allow and report) or \"block\" (the exec fails with EPERM)".into());
                 self.error(value.span(), format!("unknown action {other:?}"), hint);
                 None
             }

@@ -64,14 +64,19 @@ pub struct Pattern {
 impl Pattern {
     /// Compiles `text`; `list` names the list it was taken from, if any.
     pub fn parse(text: &str, list: Option<&str>) -> Result<Pattern, String> {
-        Ok(Pattern {
-            matcher: Matcher::parse(text)?,
-            origin: Origin { text: text.into(), list: list.map(Into::into) },
-        })
+        Ok(Pattern { matcher: Matcher::parse(text)?, origin: Origin { text: text.into(), list: list.map(Into::into) } })
     }
 
     pub fn is_match(&self, subject: &str) -> bool {
         self.matcher.is_match(subject)
+    }
+
+    /// The text when this pattern is a plain equality test.
+    pub fn literal(&self) -> Option<&str> {
+        match &self.matcher {
+            Matcher::Literal(text) => Some(text),
+            _ => None,
+        }
     }
 }
 
@@ -90,6 +95,15 @@ impl PatternSet {
             patterns.into_iter().partition(|p| matches!(p.matcher, Matcher::Literal(_)));
         literals.sort_by(|a, b| a.origin.text.cmp(&b.origin.text));
         literals.dedup_by(|a, b| a.origin.text == b.origin.text);
+        let mut others_seen = Vec::new();
+        let others = others
+            .into_iter()
+            .filter(|p| {
+                let first = !others_seen.contains(&p.origin.text);
+                others_seen.push(p.origin.text.clone());
+                first
+            })
+            .collect();
         PatternSet { literals, others }
     }
 
@@ -103,6 +117,10 @@ impl PatternSet {
 
     pub fn is_match(&self, subject: &str) -> bool {
         self.find(subject).is_some()
+    }
+
+    pub fn patterns(&self) -> impl Iterator<Item = &Pattern> {
+        self.literals.iter().chain(&self.others)
     }
 }
 
@@ -206,7 +224,9 @@ fn parse_class(bytes: &[u8], mut at: usize) -> Result<(Token, usize), String> {
     let mut first = true;
     loop {
         let lo = match bytes.get(at) {
-            None => return Err("unclosed '[' in glob: close the class with ']' or write '\\[' for a literal '['".into()),
+            None => {
+                return Err("unclosed '[' in glob: close the class with ']' or write '\\[' for a literal '['".into())
+            }
             Some(b']') if !first => return Ok((Token::Class { negated, ranges }, at + 1)),
             Some(&b) => b,
         };
@@ -267,7 +287,11 @@ mod tests {
     #[test]
     fn set_finds_literals_and_globs() {
         let set = PatternSet::new(
-            ["nc", "socat", "netcat*"].iter().map(|t| Pattern::parse(t, Some("tools"))).collect::<Result<_, _>>().unwrap_or_default(),
+            ["nc", "socat", "netcat*"]
+                .iter()
+                .map(|t| Pattern::parse(t, Some("tools")))
+                .collect::<Result<_, _>>()
+                .unwrap_or_default(),
         );
         assert_eq!(set.find("socat").map(|o| &*o.text), Some("socat"));
         assert_eq!(set.find("netcat.openbsd").map(|o| &*o.text), Some("netcat*"));

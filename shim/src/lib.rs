@@ -1,1 +1,6 @@
+//! execguard's runtime side: the supervisor that answers seccomp notifications for every
+//! exec, the containerd shim around it, and the commands of the `execguard` CLI.
+//!
+//! `main` files only parse arguments; the work lives here.
 
+pub mod eval;
