@@ -70,6 +70,31 @@ impl std::fmt::Display for Flag {
     }
 }
 
+/// The parts of an event that cost the supervisor extra reads of /proc. It reads them
+/// only when a rule that may match the exec needs them (see `Policy::needs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// `process.parent`.
+    pub parent: bool,
+    /// `execguard.ancestors` (and so the parent too).
+    pub ancestors: bool,
+    /// `process.interactive`.
+    pub interactive: bool,
+    /// `process.working_directory`, to make a relative script path absolute.
+    pub working_directory: bool,
+}
+
+impl Needs {
+    pub fn union(self, other: Needs) -> Needs {
+        Needs {
+            parent: self.parent || other.parent,
+            ancestors: self.ancestors || other.ancestors,
+            interactive: self.interactive || other.interactive,
+            working_directory: self.working_directory || other.working_directory,
+        }
+    }
+}
+
 /// One test. The first group applies to any process; the second to the event as a whole
 /// and is only allowed at the top of a rule or exception.
 #[derive(Debug, Clone)]
@@ -91,6 +116,7 @@ pub enum Test {
     WritableLocation(bool),
     InImage(bool),
     Fileless(bool),
+    ArgsTruncated(bool),
     ContainerId(PatternSet),
     ContainerName(PatternSet),
     Image(PatternSet),
@@ -105,6 +131,7 @@ impl Test {
     fn cost(&self) -> u8 {
         match self {
             Test::Interactive(_) | Test::WritableLocation(_) | Test::InImage(_) | Test::Fileless(_) => 0,
+            Test::ArgsTruncated(_) => 0,
             Test::Name(_) | Test::Identity(_) => 1,
             Test::Executable(_) | Test::ContainerId(_) | Test::ContainerName(_) | Test::Image(_) => 2,
             Test::Namespace(_) | Test::Pod(_) => 2,
@@ -232,7 +259,38 @@ fn opt_match(set: &PatternSet, value: Option<&str>) -> bool {
     value.is_some_and(|v| set.is_match(v))
 }
 
+impl Test {
+    fn needs(&self) -> Needs {
+        match self {
+            Test::Parent(_) => Needs { parent: true, ..Needs::default() },
+            Test::Ancestor(_) => Needs { parent: true, ancestors: true, ..Needs::default() },
+            Test::Interactive(_) => Needs { interactive: true, ..Needs::default() },
+            Test::Script(_) => Needs { working_directory: true, ..Needs::default() },
+            _ => Needs::default(),
+        }
+    }
+}
+
 impl ConditionSet {
+    /// What checking this set on `subject` would read beyond what the event has: nothing
+    /// when a test that needs nothing already fails (the set cannot hold whatever /proc
+    /// says), else the union of what the other tests need.
+    pub fn needs_for(&self, subject: &Subject) -> Needs {
+        let mut needs = Needs::default();
+        for test in &self.tests {
+            let test_needs = match test {
+                Test::AnyOf(sets) => sets.iter().fold(Needs::default(), |n, set| n.union(set.needs_for(subject))),
+                _ => test.needs(),
+            };
+            if test_needs != Needs::default() {
+                needs = needs.union(test_needs);
+            } else if !test.holds(subject) {
+                return Needs::default();
+            }
+        }
+        needs
+    }
+
     pub fn new(mut tests: Vec<Test>) -> ConditionSet {
         tests.sort_by_key(Test::cost);
         ConditionSet { tests }
@@ -281,6 +339,7 @@ impl Test {
             Test::WritableLocation(want) => file.is_some_and(|f| opt_bool(f.writable_location, *want)),
             Test::InImage(want) => file.is_some_and(|f| opt_bool(f.in_image, *want)),
             Test::Fileless(want) => file.is_some_and(|f| opt_bool(f.fileless, *want)),
+            Test::ArgsTruncated(want) => subject.event.is_some_and(|e| e.execguard.args_truncated == *want),
             Test::ContainerId(set) => opt_match(set, container.and_then(|c| c.id.as_deref())),
             Test::ContainerName(set) => opt_match(set, container.and_then(|c| c.name.as_deref())),
             Test::Image(set) => {
@@ -346,6 +405,7 @@ impl Test {
             Test::WritableLocation(want) => format!("file in a writable location: {want}"),
             Test::InImage(want) => format!("file in the image: {want}"),
             Test::Fileless(want) => format!("fileless: {want}"),
+            Test::ArgsTruncated(want) => format!("argument list cut at the inspection limit: {want}"),
             Test::ContainerId(_) => "container id matches".into(),
             Test::ContainerName(_) => "container name matches".into(),
             Test::Image(_) => "image matches".into(),

@@ -26,8 +26,8 @@ mod pattern;
 
 use serde::{Deserialize, Serialize};
 
-pub use condition::ProcessView;
 use condition::{ConditionSet, Subject};
+pub use condition::{Needs, ProcessView};
 pub use event::ExecEvent;
 use index::NameIndex;
 pub use load::{PolicyError, PolicyErrors};
@@ -184,6 +184,23 @@ impl Policy {
 
     pub fn rule_count(&self) -> usize {
         self.rules.len()
+    }
+
+    /// What the rules that may match this exec (judging by its tool name) need beyond the
+    /// executable, argv and file facts. The supervisor reads only that before deciding,
+    /// and everything else only for an exec it alerts on or blocks.
+    pub fn needs(&self, event: &ExecEvent) -> Needs {
+        let subject = Subject { process: ProcessView::of_event(event), event: Some(event) };
+        let candidates = self.index.candidates(subject.process.name());
+        let mut needs = Needs::default();
+        for (_, rule) in self.rules.iter().enumerate().filter(|(index, _)| candidates.contains(*index)) {
+            let rule_needs = rule.when.needs_for(&subject);
+            if rule_needs != Needs::default() || rule.when.holds(&subject) {
+                needs =
+                    rule.exceptions.iter().fold(needs.union(rule_needs), |n, e| n.union(e.when.needs_for(&subject)));
+            }
+        }
+        needs
     }
 
     /// Decides one exec. Allocates nothing unless a rule needs to make a relative script

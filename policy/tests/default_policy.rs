@@ -26,6 +26,11 @@ fn case(why: &'static str, event: ExecEvent, decision: Action, rule: Option<&'st
     Case { why, event, decision, rule }
 }
 
+fn truncated(mut event: ExecEvent) -> ExecEvent {
+    event.execguard.args_truncated = true;
+    event
+}
+
 fn cases() -> Vec<Case> {
     let rce = Some("falco.netcat_rce");
     let shell = Some("datadog.netcat_shell");
@@ -189,6 +194,13 @@ fn cases() -> Vec<Case> {
             Block,
             writable_file,
         ),
+        case(
+            "curl with an argument list cut at the limit",
+            truncated(exec(CURL, "curl -H x -H x")),
+            Block,
+            Some("execguard.net_util_args_truncated"),
+        ),
+        case("ls with an argument list cut at the limit", truncated(exec("/bin/ls", "ls a b c")), Allow, None),
         // Elastic's shell-argument form (interactive only).
         case("bash nc from a terminal", exec(BASH, "bash nc 10.0.0.1 4444").interactive(), Block, shell_arg),
         case("sh /usr/bin/nc from a terminal", exec(SH, "sh /usr/bin/nc").interactive(), Block, shell_arg),
@@ -196,6 +208,13 @@ fn cases() -> Vec<Case> {
         // Related Falco rules.
         case("a program in /dev/shm", exec("/dev/shm/x", "x"), Alert, Some("falco.execution_from_dev_shm")),
         case("a script in /dev/shm", exec(SH, "sh /dev/shm/x.sh"), Alert, Some("falco.execution_from_dev_shm")),
+        case("listing /dev/shm runs nothing from it", exec("/bin/ls", "ls -l /dev/shm/x"), Allow, None),
+        case(
+            "curl whose parent merely reads a file in /tmp",
+            exec(CURL, "curl x").parent("/usr/bin/xargs", &["xargs", "-a", "/tmp/urls", "curl"]),
+            Alert,
+            net_util,
+        ),
         case(
             "a binary not in the image",
             exec("/usr/local/bin/new", "new").not_in_image(),
@@ -258,6 +277,26 @@ fn reasons_name_what_matched() {
     let event = exec(NC, "nc -z localhost 80");
     let reason = policy.record(&event, &policy.decide(&event)).reason;
     assert!(reason.contains("exception"), "{reason}");
+}
+
+#[test]
+fn needs_follow_the_rules_that_may_match() {
+    let policy = Policy::embedded().unwrap();
+    // No rule about ls looks at the parent or the terminal: the supervisor skips /proc.
+    let ls = policy.needs(&exec("/bin/ls", "ls"));
+    assert!(!ls.parent && !ls.ancestors && !ls.interactive, "{ls:?}");
+    // The /dev/shm rule reads the script path of interpreters, which may be relative.
+    assert!(!ls.working_directory);
+    assert!(policy.needs(&exec(SH, "sh x.sh")).working_directory);
+    let curl = policy.needs(&exec(CURL, "curl x"));
+    assert!(curl.parent && curl.ancestors, "{curl:?}");
+    let nc = policy.needs(&exec(NC, "nc x"));
+    assert!(nc.interactive && nc.ancestors, "{nc:?}");
+    // Elastic's shell rule asks for a terminal only when a tool is named.
+    let bash = policy.needs(&exec(BASH, "bash"));
+    assert!(!bash.interactive && !bash.parent, "{bash:?}");
+    let bash_nc = policy.needs(&exec(BASH, "bash nc"));
+    assert!(bash_nc.interactive && !bash_nc.parent, "{bash_nc:?}");
 }
 
 #[test]
