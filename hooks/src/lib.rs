@@ -6,8 +6,11 @@
 //! event (it ignores the extra fields), which is how a stricter policy is tried on what
 //! really ran.
 
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::io::{self, Write};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use execguard_policy::{DecisionRecord, ExecEvent};
 use serde::Serialize;
@@ -48,6 +51,54 @@ impl<W: Write> JsonLinesSink<W> {
     }
 }
 
+/// Suppresses an alert that repeats one already reported within a window: the same
+/// decision by the same rule for the same executable, arguments and parent in the same
+/// container (Datadog's de-duplication, by arguments and parent path, over an hour). A
+/// shell trying each PATH entry, or a crash loop, then yields one record rather than
+/// hundreds. Decisions are never de-duplicated: every exec is still decided and blocked.
+pub struct Deduplicator {
+    window: Duration,
+    seen: HashMap<u64, Instant>,
+}
+
+/// Entries kept before expired ones are swept (and, if all are recent, before the memory
+/// is given up: a flood of distinct alerts is reported rather than remembered).
+const MAX_REMEMBERED: usize = 16 * 1024;
+
+impl Deduplicator {
+    /// A zero window reports every alert.
+    pub fn new(window: Duration) -> Self {
+        Deduplicator { window, seen: HashMap::new() }
+    }
+
+    /// Whether this alert is the first of its kind within the window; remembers it.
+    pub fn first_time(&mut self, event: &ExecEvent, decision: &DecisionRecord, now: Instant) -> bool {
+        if self.window.is_zero() {
+            return true;
+        }
+        let mut hasher = DefaultHasher::new();
+        event.container.as_ref().and_then(|c| c.id.as_deref()).hash(&mut hasher);
+        decision.decision.hash(&mut hasher);
+        decision.rule.as_ref().map(|r| r.id.as_str()).hash(&mut hasher);
+        event.process.executable.hash(&mut hasher);
+        event.process.args.hash(&mut hasher);
+        event.process.parent.as_ref().and_then(|p| p.executable.as_deref()).hash(&mut hasher);
+        let key = hasher.finish();
+        if self.seen.get(&key).is_some_and(|at| now.duration_since(*at) < self.window) {
+            return false;
+        }
+        if self.seen.len() >= MAX_REMEMBERED {
+            let window = self.window;
+            self.seen.retain(|_, at| now.duration_since(*at) < window);
+            if self.seen.len() >= MAX_REMEMBERED {
+                self.seen.clear();
+            }
+        }
+        self.seen.insert(key, now);
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +124,22 @@ mod tests {
         assert_eq!(json["process"]["pid"], 42);
         let replayed: ExecEvent = serde_json::from_str(&line).unwrap();
         assert_eq!(replayed, event);
+    }
+
+    #[test]
+    fn repeats_within_the_window_are_suppressed() {
+        let policy = Policy::embedded().unwrap();
+        let nc = ExecEvent::new("/usr/bin/nc.openbsd", vec!["nc".into(), "10.0.0.1".into(), "4444".into()]);
+        let mut other_args = nc.clone();
+        other_args.process.args.push("-v".into());
+        let decision = policy.record(&nc, &policy.decide(&nc));
+        let start = Instant::now();
+        let mut dedup = Deduplicator::new(Duration::from_secs(3600));
+        assert!(dedup.first_time(&nc, &decision, start));
+        assert!(!dedup.first_time(&nc, &decision, start + Duration::from_secs(60)));
+        assert!(dedup.first_time(&other_args, &decision, start + Duration::from_secs(60)));
+        assert!(dedup.first_time(&nc, &decision, start + Duration::from_secs(3601)));
+        let mut everything = Deduplicator::new(Duration::ZERO);
+        assert!(everything.first_time(&nc, &decision, start) && everything.first_time(&nc, &decision, start));
     }
 }

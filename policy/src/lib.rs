@@ -37,7 +37,7 @@ pub const DEFAULT_POLICY: &str = include_str!("../../config/policy.toml");
 /// How the embedded default policy names itself in errors and logs.
 pub const DEFAULT_POLICY_ORIGIN: &str = "<embedded default policy>";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Allow,

@@ -4,3 +4,5 @@
 //! `main` files only parse arguments; the work lives here.
 
 pub mod eval;
+pub mod run;
+pub mod supervisor;

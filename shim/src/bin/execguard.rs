@@ -1,12 +1,16 @@
 //! The `execguard` command line: policy checks and dry runs, supervised runs, installation.
 
-use std::io::{self, BufReader};
+use std::ffi::OsString;
+use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use execguard_policy::{Mode, Policy, PolicyErrors, DEFAULT_POLICY_ORIGIN};
 use execguard_shim::eval::eval_lines;
+use execguard_shim::run::{run, RunOptions};
+use execguard_shim::supervisor::{Config, FailAction};
 
 /// Stops network utilities in containers: every exec is checked against a policy, and
 /// allowed, alerted on, or blocked.
@@ -22,6 +26,36 @@ enum Command {
     /// Check a policy, or try it on recorded exec events before enforcing it.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Run a command with every exec of its process tree supervised: each one is decided
+    /// by the policy, alerts and blocks are written as JSON lines (the exec event plus the
+    /// decision), and execguard exits with the command's status (128+N when a signal N
+    /// killed it, 126 when its own exec was blocked). Needs Linux with seccomp user
+    /// notification (5.5+); without CAP_SYS_ADMIN the command runs with no_new_privs.
+    Run {
+        /// The policy to use (default: the embedded default policy).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Override the policy's mode: "monitor" reports what enforce would block.
+        #[arg(long, value_parser = parse_mode)]
+        mode: Option<Mode>,
+        /// Append alert lines to this file instead of standard error.
+        #[arg(long)]
+        alerts: Option<PathBuf>,
+        /// How long an exec may wait for its decision, in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        deadline_ms: u64,
+        /// What an exec gets past the deadline: "closed" (blocked) or "open" (allowed and
+        /// alerted).
+        #[arg(long, default_value = "closed", value_parser = parse_fail_action)]
+        fail: FailAction,
+        /// Write an alert that repeats one written within this many seconds (same rule,
+        /// executable, arguments and parent) only once; 0 writes every one.
+        #[arg(long, default_value_t = 3600)]
+        repeat_window_secs: u64,
+        /// The command and its arguments.
+        #[arg(required = true, last = true)]
+        command: Vec<OsString>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -51,6 +85,10 @@ enum PolicyCommand {
 }
 
 fn parse_mode(text: &str) -> Result<Mode, String> {
+    text.parse()
+}
+
+fn parse_fail_action(text: &str) -> Result<FailAction, String> {
     text.parse()
 }
 
@@ -118,11 +156,62 @@ fn eval(policy: Option<&Path>, mode: Option<Mode>, events: Option<&Path>) -> Exi
     }
 }
 
+fn supervised_run(
+    policy: Option<&Path>,
+    mode: Option<Mode>,
+    alerts: Option<&Path>,
+    config: Config,
+    repeat_window: Duration,
+    command: Vec<OsString>,
+) -> ExitCode {
+    let policy = match load_policy(policy) {
+        Ok(policy) => policy,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(2);
+        }
+    };
+    let policy = match mode {
+        Some(mode) => policy.with_mode(mode),
+        None => policy,
+    };
+    let alerts: Box<dyn Write + Send> = match alerts {
+        None => Box::new(io::stderr()),
+        Some(path) => match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            Ok(file) => Box::new(file),
+            Err(error) => {
+                eprintln!("execguard: cannot open the alert file {}: {error}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match run(RunOptions { policy, config, alerts, repeat_window, command }) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(error) => {
+            eprintln!("execguard: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EXECGUARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).init();
+}
+
 fn main() -> ExitCode {
+    init_logging();
     match Cli::parse().command {
         Command::Policy(PolicyCommand::Check { file }) => check(file.as_deref()),
         Command::Policy(PolicyCommand::Eval { policy, mode, events }) => {
             eval(policy.as_deref(), mode, events.as_deref())
+        }
+        Command::Run { policy, mode, alerts, deadline_ms, fail, repeat_window_secs, command } => {
+            let config =
+                Config { deadline: Duration::from_millis(deadline_ms), fail_action: fail, ..Config::default() };
+            let repeat_window = Duration::from_secs(repeat_window_secs);
+            supervised_run(policy.as_deref(), mode, alerts.as_deref(), config, repeat_window, command)
         }
     }
 }

@@ -1,0 +1,125 @@
+//! `execguard run`: any command tree under the supervisor, without containers. The way to
+//! try a policy on a laptop, and to test the supervisor without containerd.
+//!
+//! The command's child installs the same kind of filter runc installs in a container
+//! (execve and execveat of every ABI to the supervisor) and hands the listener to this
+//! process over a socket pair before it execs the command, so that the command's own exec
+//! is the first one decided.
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use execguard_hooks::{AlertRecord, Deduplicator, JsonLinesSink};
+use execguard_policy::Policy;
+use tokio::sync::mpsc;
+
+use crate::supervisor::inspect::Scope;
+use crate::supervisor::seccomp::{self, ExecFilter, NotifyFd};
+use crate::supervisor::{Alert, Config, Supervisor, ALERT_QUEUE};
+
+/// What `execguard run` was asked to do.
+pub struct RunOptions {
+    pub policy: Policy,
+    pub config: Config,
+    /// Where alert lines go.
+    pub alerts: Box<dyn Write + Send>,
+    /// Repeats of an alert within this window are not written again (zero: all are).
+    pub repeat_window: Duration,
+    pub command: Vec<OsString>,
+}
+
+/// Runs the command under the supervisor and returns the exit code to leave with: the
+/// command's, 128 + the signal that killed it, or 126 when its own exec was blocked or
+/// failed (127 when it does not exist), as shells do.
+pub fn run(options: RunOptions) -> io::Result<i32> {
+    let RunOptions { policy, config, alerts, repeat_window, command } = options;
+    let Some((program, args)) = command.split_first() else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no command to run"));
+    };
+    let (sender, receiver) = mpsc::channel(ALERT_QUEUE);
+    let writer = std::thread::Builder::new()
+        .name("execguard-alerts".into())
+        .spawn(move || write_alerts(receiver, alerts, repeat_window))?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let supervisor = Supervisor::new(policy, config, sender)?;
+
+    let mut child_command = Command::new(program);
+    child_command.args(args);
+    let filter = ExecFilter::new();
+    let set_no_new_privs = !seccomp::holds_cap_sys_admin();
+    let (ours, theirs) = UnixStream::pair()?;
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe calls (prctl, seccomp, sendmsg, close): no allocation, no lock.
+    unsafe {
+        child_command.pre_exec(move || {
+            let listener = filter.install_in_child(set_no_new_privs)?;
+            seccomp::send_fd(theirs.as_fd(), listener.as_fd())
+        });
+    }
+
+    let outcome = runtime.block_on(async {
+        // spawn() returns only once the child's exec has been answered, which this
+        // runtime must do: spawn on another thread, serve here.
+        let spawned = tokio::task::spawn_blocking(move || child_command.spawn());
+        let listener = tokio::task::spawn_blocking(move || seccomp::recv_fd(ours.as_fd())).await?;
+        let filter_task = match listener {
+            Ok(listener) => Some(supervisor.supervise(NotifyFd::from_owned(listener), Scope::default())?),
+            // The child failed before installing the filter; spawn() reports why.
+            Err(error) => {
+                tracing::debug!(%error, "no listener from the child");
+                None
+            }
+        };
+        let mut child = match spawned.await? {
+            Ok(child) => child,
+            Err(error) => return Ok::<_, io::Error>(Err(error)),
+        };
+        let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+        drop(filter_task);
+        Ok(Ok(status))
+    })?;
+    // Dropping the runtime ends the filter tasks and with them the last handles on the
+    // alert queue: the writer then drains what is left and returns.
+    drop(runtime);
+    drop(supervisor);
+    if writer.join().is_err() {
+        tracing::error!("the alert writer panicked");
+    }
+    Ok(match outcome {
+        Ok(status) => exit_code(status),
+        Err(error) => {
+            let name = program.to_string_lossy();
+            let blocked = error.raw_os_error() == Some(libc::EPERM);
+            let why = if blocked { " (blocked by the policy; see the alert)" } else { "" };
+            eprintln!("execguard: cannot run {name}: {error}{why}");
+            if error.kind() == io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            }
+        }
+    })
+}
+
+fn exit_code(status: ExitStatus) -> i32 {
+    status.code().or_else(|| status.signal().map(|signal| 128 + signal)).unwrap_or(1)
+}
+
+fn write_alerts(mut receiver: mpsc::Receiver<Alert>, out: Box<dyn Write + Send>, repeat_window: Duration) {
+    let mut sink = JsonLinesSink::new(out);
+    let mut repeats = Deduplicator::new(repeat_window);
+    while let Some(alert) = receiver.blocking_recv() {
+        if !repeats.first_time(&alert.event, &alert.record, Instant::now()) {
+            tracing::debug!(executable = %alert.event.process.executable, "repeated alert not written again");
+            continue;
+        }
+        if let Err(error) = sink.write(&AlertRecord::new(&alert.event, &alert.record, alert.at)) {
+            tracing::error!(%error, "cannot write an alert");
+        }
+    }
+}

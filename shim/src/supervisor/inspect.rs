@@ -1,0 +1,267 @@
+//! Building the exec event from the stopped process, and deciding it.
+//!
+//! The order is what makes the result trustworthy and cheap:
+//! 1. the path and argv come from the process's memory (process_vm_readv), and
+//!    SECCOMP_IOCTL_NOTIF_ID_VALID then proves that the pid still belongs to the task that
+//!    waits in this execve (seccomp_unotify(2): the pid could have been reused meanwhile);
+//! 2. the path is resolved in the process's own root and working directory, and the file
+//!    it names is pinned and identified (its identity cached by inode);
+//! 3. the policy says which costly facts the rules that may match need (parent,
+//!    ancestors, terminal, working directory: each a /proc read of 5 to 30 us here) and
+//!    only those are read before deciding;
+//! 4. an exec that is to be alerted on or blocked gets every fact (a responder needs the
+//!    whole picture, and the extra reads only cost the rare exec), is decided again on the
+//!    complete event, and ID_VALID is checked once more after those reads.
+
+use std::fmt;
+use std::os::fd::AsFd;
+use std::sync::{Mutex, PoisonError};
+
+use execguard_policy::event::{Ancestor, Parent, User};
+use execguard_policy::name::tool_name;
+use execguard_policy::{Action, DecisionRecord, ExecEvent, Needs, Policy};
+
+use crate::supervisor::identity::Identities;
+use crate::supervisor::memory;
+use crate::supervisor::procfs;
+use crate::supervisor::resolve;
+use crate::supervisor::seccomp::{Notification, NotifyFd};
+use crate::supervisor::Config;
+
+/// PATH_MAX: the kernel refuses a longer path itself.
+const MAX_PATH: usize = 4096;
+
+/// Directories where files dropped at run time live (besides tmpfs mounts, which are
+/// recognised by their file system).
+const WRITABLE_DIRS: [&str; 6] = ["/tmp/", "/var/tmp/", "/dev/shm/", "/run/user/", "/home/", "/root/"];
+
+/// How much of a process the supervisor reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Arguments read from argv; more sets `execguard.args_truncated`.
+    pub max_args: usize,
+    /// Bytes of arguments read in all.
+    pub max_arg_bytes: usize,
+    /// Ancestors listed above the parent.
+    pub max_ancestors: usize,
+}
+
+impl Default for Limits {
+    /// Generous for real command lines (Linux's own limit is 2 MiB with at most 128 KiB per
+    /// argument), small enough that an argv of megabytes costs little: what is cut is
+    /// marked, and the default policy blocks network tools whose argv was cut.
+    fn default() -> Self {
+        Limits { max_args: 1024, max_arg_bytes: 256 * 1024, max_ancestors: 16 }
+    }
+}
+
+/// What the exec belongs to: the container and pod, when there is one.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub container: Option<execguard_policy::event::Container>,
+    pub orchestrator: Option<execguard_policy::event::Orchestrator>,
+}
+
+/// The process whose exec a filter saw first: the container's init (runc's exec of the
+/// entrypoint), an exec session's process, or the command of `execguard run`. Ancestors
+/// stop there: above it is runc, the shim, or whoever started execguard.
+pub type RootPid = u32;
+
+/// The outcome for one notification.
+#[derive(Debug)]
+pub enum Inspected {
+    /// The notification vanished (signal, exit, pid reuse): there is nothing to answer.
+    Withdrawn,
+    /// The path names no file: the kernel fails the exec with ENOENT by itself. Blocking
+    /// it instead would break PATH searches (execvp stops at the first error that is not
+    /// ENOENT), so it is let through, undecided.
+    Missing,
+    Decided {
+        event: Box<ExecEvent>,
+        record: Box<DecisionRecord>,
+        action: Action,
+    },
+}
+
+/// Why an exec could not be read. A path or argv that cannot be read now would fail the
+/// kernel's own copy too, unless the process maps it in between: such an exec is blocked.
+#[derive(Debug)]
+struct Unreadable {
+    what: &'static str,
+    error: std::io::Error,
+}
+
+impl fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "execguard could not read the exec's {}: {}", self.what, self.error)
+    }
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn lossy_all(args: &[Vec<u8>]) -> Vec<String> {
+    args.iter().map(|a| lossy(a)).collect()
+}
+
+/// The filter a notification came from, as inspection sees it.
+pub struct Source<'a> {
+    pub fd: &'a NotifyFd,
+    pub scope: &'a Scope,
+    pub root: RootPid,
+    pub identities: &'a Mutex<Identities>,
+}
+
+/// Inspects and decides one notification.
+pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, config: &Config) -> Inspected {
+    let Source { fd, scope, root, identities } = *source;
+    let (limits, known_tools) = (&config.limits, config.known_tools.as_slice());
+    let pid = notification.pid;
+    let exec = notification.exec_args();
+    let read = memory::read_c_string(pid, exec.path, MAX_PATH)
+        .map_err(|error| Unreadable { what: "path", error })
+        .and_then(|(path, _)| {
+            memory::read_argv(pid, exec.argv, exec.pointer_width, limits.max_args, limits.max_arg_bytes)
+                .map(|argv| (path, argv))
+                .map_err(|error| Unreadable { what: "arguments", error })
+        });
+    // Nothing read is used before this check.
+    if !fd.id_valid(notification.id) {
+        return Inspected::Withdrawn;
+    }
+    let (path, argv) = match read {
+        Ok(read) => read,
+        Err(unreadable) => return unreadable_exec(pid, scope, unreadable),
+    };
+
+    let mut event = ExecEvent::new(lossy(&path), lossy_all(&argv.args));
+    event.process.pid = Some(pid);
+    event.container = scope.container.clone();
+    event.orchestrator = scope.orchestrator.clone();
+    event.execguard.args_truncated = argv.truncated;
+    match resolve::resolve(pid, exec.dirfd, &path, exec.empty_path) {
+        Ok(resolved) => {
+            let file = &mut event.execguard.file;
+            file.fileless = Some(resolved.fileless);
+            // A poisoned lock only means another exec's inspection panicked; the cache is
+            // still consistent (every update is a single insert).
+            let mut identities = identities.lock().unwrap_or_else(PoisonError::into_inner);
+            if !identities.learned() {
+                identities.learn(pid, known_tools);
+            }
+            file.identity = resolve::file_key(resolved.file.as_fd())
+                .ok()
+                .and_then(|key| identities.identify(resolved.file.as_fd(), key))
+                .map(String::from);
+            drop(identities);
+            let in_writable_dir = WRITABLE_DIRS.iter().any(|dir| resolved.path.starts_with(dir));
+            file.writable_location =
+                Some(in_writable_dir || resolve::writable_mount(resolved.file.as_fd()).unwrap_or(false));
+            event.process.executable = resolved.path;
+        }
+        Err(error) if matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+            return Inspected::Missing;
+        }
+        // Anything else (EACCES, ELOOP, a path through /proc that cannot be followed):
+        // decide on the path as given, so that the exec is at least judged by its name.
+        Err(error) => tracing::debug!(pid, %error, path = %event.process.executable, "cannot resolve the exec's path"),
+    }
+    let identity = event.execguard.file.identity.as_deref();
+    event.process.name = Some(tool_name(&event.process.executable, identity, &event.process.args).to_string());
+
+    let needs = policy.needs(&event);
+    fill(&mut event, needs, root, limits);
+    let mut decision = policy.decide(&event);
+    if decision.action != Action::Allow {
+        let everything = Needs { parent: true, ancestors: true, interactive: true, working_directory: true };
+        fill(&mut event, everything, root, limits);
+        event.process.user = procfs::uid(pid).ok().map(|uid| User { id: Some(uid.to_string()) });
+        decision = policy.decide(&event);
+    }
+    if needs != Needs::default() || decision.action != Action::Allow {
+        // /proc was read after the first check: the same proof again.
+        if !fd.id_valid(notification.id) {
+            return Inspected::Withdrawn;
+        }
+    }
+    let record = policy.record(&event, &decision);
+    Inspected::Decided { event: Box::new(event), record: Box::new(record), action: decision.action }
+}
+
+fn unreadable_exec(pid: u32, scope: &Scope, unreadable: Unreadable) -> Inspected {
+    let mut event = ExecEvent::new(String::new(), Vec::new());
+    event.process.pid = Some(pid);
+    event.container = scope.container.clone();
+    event.orchestrator = scope.orchestrator.clone();
+    let record = DecisionRecord { decision: Action::Block, rule: None, reason: unreadable.to_string() };
+    Inspected::Decided { event: Box::new(event), record: Box::new(record), action: Action::Block }
+}
+
+/// Reads the facts in `needs` that the event does not have yet. A process that is gone or
+/// unreadable leaves its fields empty: a rule that needs them then does not match.
+fn fill(event: &mut ExecEvent, needs: Needs, root: RootPid, limits: &Limits) {
+    let Some(pid) = event.process.pid else { return };
+    let stat = if needs.parent || needs.ancestors || needs.interactive { procfs::stat(pid).ok() } else { None };
+    if needs.interactive && event.process.interactive.is_none() {
+        event.process.interactive = stat.map(|s| s.tty_nr != 0);
+    }
+    if needs.working_directory && event.process.working_directory.is_none() {
+        event.process.working_directory = procfs::cwd(pid).ok().map(|p| lossy(p.as_os_str().as_encoded_bytes()));
+    }
+    let Some(stat) = stat else { return };
+    if (needs.parent || needs.ancestors) && event.process.parent.is_none() && stat.ppid > 0 {
+        event.process.parent = Some(parent(stat.ppid, limits));
+    }
+    if needs.ancestors && event.execguard.ancestors.is_empty() && pid != root && stat.ppid != root {
+        event.execguard.ancestors = ancestors(stat.ppid, root, limits);
+    }
+}
+
+struct ProcessFacts {
+    executable: Option<String>,
+    args: Vec<String>,
+    working_directory: Option<String>,
+}
+
+fn process_facts(pid: u32, limits: &Limits) -> ProcessFacts {
+    let args = procfs::cmdline(pid, limits.max_arg_bytes).map(|a| lossy_all(&a)).unwrap_or_default();
+    ProcessFacts {
+        executable: procfs::exe(pid).ok().map(|p| lossy(p.as_os_str().as_encoded_bytes())),
+        args,
+        working_directory: procfs::cwd(pid).ok().map(|p| lossy(p.as_os_str().as_encoded_bytes())),
+    }
+}
+
+fn parent(ppid: u32, limits: &Limits) -> Parent {
+    let facts = process_facts(ppid, limits);
+    let name = facts.executable.as_deref().map(|exe| tool_name(exe, None, &facts.args).to_string());
+    Parent {
+        executable: facts.executable,
+        name,
+        args: facts.args,
+        pid: Some(ppid),
+        working_directory: facts.working_directory,
+    }
+}
+
+/// The grandparent and up, until the filter's root, the host's init, or the limit.
+fn ancestors(ppid: u32, root: RootPid, limits: &Limits) -> Vec<Ancestor> {
+    let mut ancestors = Vec::new();
+    let mut current = ppid;
+    while ancestors.len() < limits.max_ancestors && current != root {
+        let Ok(stat) = procfs::stat(current) else { break };
+        if stat.ppid <= 1 {
+            break;
+        }
+        let facts = process_facts(stat.ppid, limits);
+        ancestors.push(Ancestor {
+            executable: facts.executable,
+            args: facts.args,
+            pid: Some(stat.ppid),
+            working_directory: facts.working_directory,
+        });
+        current = stat.ppid;
+    }
+    ancestors
+}

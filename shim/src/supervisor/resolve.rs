@@ -1,0 +1,541 @@
+//! The file an execve will run, found as the calling process would find it.
+//!
+//! The path in the notification is the process's own: relative to its working directory or
+//! execveat's dirfd, and absolute paths (and absolute symlinks on the way) start at the
+//! process's root, which for a container is its image, not the host's /. Opening
+//! /proc/PID/root/PATH plainly would get this wrong: an absolute symlink inside the image
+//! would be followed on the host. openat2(2) with RESOLVE_IN_ROOT resolves the path as if
+//! /proc/PID/root were "/": symlinks are followed, but every absolute one restarts at that
+//! root, and ".." stops at it, exactly as for the process itself.
+//!
+//! RESOLVE_IN_ROOT also refuses procfs "magic links" (EXDEV: fs/namei.c, nd_jump_link(),
+//! deems them unsafe for scoped lookups), and /proc/self would name the supervisor anyway.
+//! The two forms that matter, re-executing oneself (/proc/self/exe) and running an
+//! anonymous file (/proc/self/fd/N, /dev/fd/N: the classic fileless execution), are
+//! therefore mapped to /proc/PID/exe and /proc/PID/fd/N, but only after checking that the
+//! process's /proc really is procfs (and /dev/fd the usual link to /proc/self/fd): a
+//! container can hold a plain directory called /proc, and then the plain resolution is the
+//! right one. Other paths through magic links fail with EXDEV.
+//!
+//! The result is only as current as the moment of resolution: the process (or anyone who
+//! can write to its file system) can swap the file between this check and the kernel's
+//! own lookup. The fd in [`Resolved`] pins what was checked, for hashing or identity.
+
+use std::ffi::CString;
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::mem;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+/// Missing from libc for this target (linux/magic.h).
+const RAMFS_MAGIC: i64 = 0x8584_58f6;
+/// The inode number of a procfs root (fs/proc/internal.h, PROC_ROOT_INO).
+const PROC_ROOT_INO: u64 = 1;
+
+/// The file an execve names.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The canonical path inside the process's root (symlinks followed), lossy UTF-8. A file
+    /// that has no such path reads as the kernel prints it: "/memfd:NAME (deleted)",
+    /// "/tmp/x (deleted)", or a host path for an fd opened outside a chroot.
+    pub path: String,
+    /// The file itself, opened O_PATH | O_CLOEXEC.
+    pub file: OwnedFd,
+    /// The file has no name in any file system: a memfd, or a deleted file.
+    pub fileless: bool,
+}
+
+/// Finds the file that `pid` executes with `path`: for execve, `dirfd` is `None`; for
+/// execveat it is the process's dirfd (`None` for AT_FDCWD) and `empty_path` tells whether
+/// AT_EMPTY_PATH was given.
+pub fn resolve(pid: u32, dirfd: Option<i32>, path: &[u8], empty_path: bool) -> io::Result<Resolved> {
+    let proc = format!("/proc/{pid}");
+    let root = open_o_path(&format!("{proc}/root"))?;
+    // The text of the root we resolve in, not a second look at /proc/PID/root: another
+    // thread of the process could chroot in between.
+    let root_text = fd_link(root.as_fd())?;
+    let file = if path.is_empty() {
+        // path_resolution(7): an empty path is ENOENT, unless AT_EMPTY_PATH names dirfd.
+        if !empty_path {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        }
+        open_o_path(&base_link(&proc, dirfd))?
+    } else {
+        match proc_self_link(&proc, root.as_fd(), path) {
+            Some(link) => open_o_path(&link)?,
+            None if path.starts_with(b"/") => open_in_root(root.as_fd(), path)?,
+            None => {
+                let base = fs::read_link(base_link(&proc, dirfd))?;
+                let base_in_root = strip_root(base.as_os_str().as_bytes(), root_text.as_os_str().as_bytes())
+                    .ok_or_else(|| {
+                        io::Error::other(format!(
+                            "{} is outside the process's root {}",
+                            base.display(),
+                            root_text.display()
+                        ))
+                    })?;
+                let mut absolute = base_in_root.to_vec();
+                absolute.push(b'/');
+                absolute.extend_from_slice(path);
+                open_in_root(root.as_fd(), &absolute)?
+            }
+        }
+    };
+    let text = fd_link(file.as_fd())?;
+    let text = text.as_os_str().as_bytes();
+    let fileless = fstat(file.as_fd())?.st_nlink == 0 || text.starts_with(b"/memfd:") || text.ends_with(b" (deleted)");
+    let in_root = strip_root(text, root_text.as_os_str().as_bytes()).unwrap_or(text);
+    Ok(Resolved { path: String::from_utf8_lossy(in_root).into_owned(), file, fileless })
+}
+
+/// The path of an open file as the kernel prints it (d_path): relative to the root of the
+/// file's mount namespace, with " (deleted)" appended to an unlinked file.
+fn fd_link(fd: BorrowedFd<'_>) -> io::Result<PathBuf> {
+    fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Where a relative path starts: the dirfd of execveat, or the working directory.
+fn base_link(proc: &str, dirfd: Option<i32>) -> String {
+    match dirfd {
+        Some(fd) => format!("{proc}/fd/{fd}"),
+        None => format!("{proc}/cwd"),
+    }
+}
+
+/// `path` as seen from `root`, both as d_path prints them: None when `path` is not under
+/// `root`.
+fn strip_root<'a>(path: &'a [u8], root: &[u8]) -> Option<&'a [u8]> {
+    if root == b"/" {
+        return Some(path);
+    }
+    match path.strip_prefix(root)? {
+        [] => Some(b"/"),
+        rest if rest.starts_with(b"/") => Some(rest),
+        _ => None,
+    }
+}
+
+/// The /proc/PID link that stands for `path` when it goes through the process's own
+/// /proc/self, or None when it does not (or /proc is not procfs in its root). PID is the
+/// calling thread, so this is really /proc/thread-self: the two differ only for a thread
+/// that unshared its fd table (unshare(CLONE_FILES)).
+fn proc_self_link(proc: &str, root: BorrowedFd<'_>, path: &[u8]) -> Option<String> {
+    let (rest, via_dev_fd) =
+        if let Some(rest) = path.strip_prefix(b"/proc/self/").or_else(|| path.strip_prefix(b"/proc/thread-self/")) {
+            (rest, false)
+        } else if let Some(digits) = path.strip_prefix(b"/dev/fd/") {
+            (digits, true)
+        } else {
+            return None;
+        };
+    let fd_number = if via_dev_fd { Some(rest) } else { rest.strip_prefix(b"fd/") };
+    let link = match fd_number {
+        Some(digits) if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) => {
+            // Only digits: valid UTF-8.
+            format!("{proc}/fd/{}", String::from_utf8_lossy(digits))
+        }
+        None if rest == b"exe" => format!("{proc}/exe"),
+        _ => return None,
+    };
+    let dev_fd_ok = !via_dev_fd || is_symlink_to(root, b"/dev/fd", b"/proc/self/fd");
+    (dev_fd_ok && is_procfs_root(root, b"/proc")).then_some(link)
+}
+
+/// Whether `path` in `root` is itself (no symlink) the root of a procfs mount.
+fn is_procfs_root(root: BorrowedFd<'_>, path: &[u8]) -> bool {
+    let resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS;
+    let Ok(dir) = openat2(root, path, libc::O_PATH | libc::O_DIRECTORY, resolve) else {
+        return false;
+    };
+    let on_procfs = fstatfs(dir.as_fd()).is_ok_and(|fs| fs.f_type == libc::PROC_SUPER_MAGIC);
+    on_procfs && fstat(dir.as_fd()).is_ok_and(|st| st.st_ino == PROC_ROOT_INO)
+}
+
+/// Whether `path` in `root` is a symlink whose text is exactly `target`.
+fn is_symlink_to(root: BorrowedFd<'_>, path: &[u8], target: &[u8]) -> bool {
+    let Ok(link) = openat2(root, path, libc::O_PATH | libc::O_NOFOLLOW, libc::RESOLVE_IN_ROOT) else {
+        return false;
+    };
+    let mut buf = [0u8; 64];
+    // SAFETY: readlinkat writes at most buf.len() bytes into buf; an empty path reads the
+    // symlink that the O_PATH | O_NOFOLLOW fd refers to (readlink(2), since Linux 2.6.39).
+    let n = unsafe { libc::readlinkat(link.as_raw_fd(), c"".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    usize::try_from(n).is_ok_and(|n| buf.get(..n) == Some(target))
+}
+
+/// Opens a path of the supervisor's (usually a /proc magic link) O_PATH.
+fn open_o_path(path: &str) -> io::Result<OwnedFd> {
+    // std adds O_CLOEXEC; with O_PATH the access mode is ignored.
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_PATH).open(path)?;
+    Ok(file.into())
+}
+
+/// Opens `path` O_PATH as the process whose root is `root` would find it.
+fn open_in_root(root: BorrowedFd<'_>, path: &[u8]) -> io::Result<OwnedFd> {
+    // openat2(2): with RESOLVE_IN_ROOT the kernel answers EAGAIN when a concurrent rename
+    // or mount could have let ".." escape, and invites a retry.
+    let mut attempts = 0;
+    loop {
+        match openat2(root, path, libc::O_PATH, libc::RESOLVE_IN_ROOT) {
+            Err(err) if err.raw_os_error() == Some(libc::EAGAIN) && attempts < 3 => attempts += 1,
+            result => return result,
+        }
+    }
+}
+
+fn openat2(dir: BorrowedFd<'_>, path: &[u8], flags: libc::c_int, resolve: u64) -> io::Result<OwnedFd> {
+    // A path read from the process ends at its first NUL, so one inside is never ours to
+    // resolve.
+    let path = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: open_how is three integers, for which all zeroes is valid (and what the kernel
+    // expects in fields we do not set).
+    let mut how: libc::open_how = unsafe { mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = resolve;
+    loop {
+        // SAFETY: `path` is NUL-terminated and `how` is an open_how of the size passed; both
+        // outlive the call.
+        let fd = unsafe {
+            libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), path.as_ptr(), &how, mem::size_of::<libc::open_how>())
+        };
+        if fd >= 0 {
+            // SAFETY: openat2 returned a new fd that nothing else owns.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) });
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    // SAFETY: all zeroes is a valid `stat` (integers only).
+    let mut st: libc::stat = unsafe { mem::zeroed() };
+    // SAFETY: `st` is a writable stat buffer; fstat works on O_PATH fds (open(2)).
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0 {
+        Ok(st)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn fstatfs(fd: BorrowedFd<'_>) -> io::Result<libc::statfs> {
+    // SAFETY: all zeroes is a valid `statfs` (integers only).
+    let mut st: libc::statfs = unsafe { mem::zeroed() };
+    // SAFETY: `st` is a writable statfs buffer; fstatfs works on O_PATH fds (Linux 3.12).
+    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) } == 0 {
+        Ok(st)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// What identifies a file's contents well enough to cache a verdict on it.
+///
+/// Compare keys per container, never host-wide: overlayfs gives each container's merged
+/// view its own st_dev while the inode is the layer's, and a path alone says nothing.
+/// Size and mtime catch a file rewritten in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: i64,
+    pub mtime_sec: i64,
+    pub mtime_nsec: i64,
+}
+
+/// The key of an open file (fstat; O_PATH fds work).
+pub fn file_key(fd: BorrowedFd<'_>) -> io::Result<FileKey> {
+    let st = fstat(fd)?;
+    Ok(FileKey {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        size: st.st_size,
+        mtime_sec: st.st_mtime,
+        mtime_nsec: st.st_mtime_nsec,
+    })
+}
+
+/// Whether the file lies on a writable memory file system (tmpfs, which devtmpfs and
+/// /dev/shm are too, or ramfs): where files dropped at run time live.
+///
+/// The container image is writable too (overlayfs with an upper layer), but statfs cannot
+/// tell a file of the image from one written later into the same overlay, so overlay is
+/// not counted here: the caller decides that from its knowledge of the image and the
+/// well-known writable directories. A read-only mount does not count.
+pub fn writable_mount(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let fs = fstatfs(fd)?;
+    if fs.f_type != libc::TMPFS_MAGIC && fs.f_type != RAMFS_MAGIC {
+        return Ok(false);
+    }
+    // libc hides statfs's f_flags on this target; statvfs carries the same mount flags.
+    // SAFETY: all zeroes is a valid `statvfs` (integers only).
+    let mut vfs: libc::statvfs = unsafe { mem::zeroed() };
+    // SAFETY: `vfs` is a writable statvfs buffer for the call.
+    if unsafe { libc::fstatvfs(fd.as_raw_fd(), &mut vfs) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(vfs.f_flag & libc::ST_RDONLY == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::procfs::tests::{set_name, Forked};
+    use std::ffi::CString;
+    use std::io::Write;
+    use std::os::unix::fs::{symlink, MetadataExt};
+    use std::path::Path;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn me() -> u32 {
+        std::process::id()
+    }
+
+    /// A directory removed with its contents on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> TempDir {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("execguard-resolve-{}-{n}", me()));
+            fs::create_dir(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A fake root with a /bin/sh of its own, reached through an absolute symlink
+    /// (/etc/x), a relative one that climbs past the root (/etc/up), and a chain
+    /// (/etc/chain -> /etc/x).
+    fn fake_root() -> TempDir {
+        let root = TempDir::new();
+        for dir in ["bin", "etc"] {
+            fs::create_dir(root.0.join(dir)).unwrap();
+        }
+        fs::write(root.0.join("bin/sh"), "not the host's shell").unwrap();
+        symlink("/bin/sh", root.0.join("etc/x")).unwrap();
+        symlink("../../../../../bin/sh", root.0.join("etc/up")).unwrap();
+        symlink("/etc/x", root.0.join("etc/chain")).unwrap();
+        root
+    }
+
+    /// A child chrooted into `root`, with its working directory at `cwd` inside it (or left
+    /// outside when None), /bin open as fd 100 and /bin/sh as fd 101.
+    fn chrooted(root: &Path, cwd: Option<&str>) -> Forked {
+        let root = CString::new(root.as_os_str().as_bytes()).unwrap();
+        let cwd = cwd.map(|c| CString::new(c).unwrap());
+        let (bin, sh) = (CString::new("/bin").unwrap(), CString::new("/bin/sh").unwrap());
+        let name = CString::new("chrooted").unwrap();
+        Forked::new(b"chrooted", || {
+            // SAFETY: async-signal-safe calls on NUL-terminated strings prepared before fork.
+            unsafe {
+                libc::chroot(root.as_ptr());
+                if let Some(cwd) = &cwd {
+                    libc::chdir(cwd.as_ptr());
+                }
+                libc::dup2(libc::open(bin.as_ptr(), libc::O_PATH | libc::O_DIRECTORY), 100);
+                libc::dup2(libc::open(sh.as_ptr(), libc::O_RDONLY), 101);
+            }
+            set_name(&name);
+        })
+    }
+
+    fn ino(path: &Path) -> u64 {
+        fs::metadata(path).unwrap().ino()
+    }
+
+    fn assert_is(resolved: &Resolved, path: &str, file: &Path) {
+        assert_eq!(resolved.path, path);
+        assert_eq!(file_key(resolved.file.as_fd()).unwrap().ino, ino(file));
+        assert!(!resolved.fileless);
+    }
+
+    #[test]
+    fn absolute_symlinks_stay_in_the_process_root() {
+        let root = fake_root();
+        let child = chrooted(&root.0, Some("/"));
+        let sh = root.0.join("bin/sh");
+        for path in ["/etc/x", "/etc/chain", "/bin/sh", "/bin/../etc/x"] {
+            assert_is(&resolve(child.pid(), None, path.as_bytes(), false).unwrap(), "/bin/sh", &sh);
+        }
+    }
+
+    #[test]
+    fn dot_dot_stops_at_the_process_root() {
+        let root = fake_root();
+        let child = chrooted(&root.0, Some("/etc"));
+        let sh = root.0.join("bin/sh");
+        for path in ["/../../../bin/sh", "/etc/up", "up", "../../../../bin/sh", "x", "./chain"] {
+            let resolved = resolve(child.pid(), None, path.as_bytes(), false).unwrap();
+            assert_is(&resolved, "/bin/sh", &sh);
+        }
+    }
+
+    #[test]
+    fn execveat_resolves_from_its_dirfd() {
+        let root = fake_root();
+        let child = chrooted(&root.0, Some("/etc"));
+        let sh = root.0.join("bin/sh");
+        assert_is(&resolve(child.pid(), Some(100), b"sh", false).unwrap(), "/bin/sh", &sh);
+        assert_is(&resolve(child.pid(), Some(100), b"../etc/up", false).unwrap(), "/bin/sh", &sh);
+        assert_is(&resolve(child.pid(), Some(101), b"", true).unwrap(), "/bin/sh", &sh);
+        let err = resolve(child.pid(), Some(101), b"", false).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "empty path without AT_EMPTY_PATH");
+        let err = resolve(child.pid(), Some(101), b"x", false).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTDIR));
+    }
+
+    #[test]
+    fn proc_self_is_not_taken_on_trust_in_a_root_without_procfs() {
+        let root = fake_root();
+        let child = chrooted(&root.0, Some("/"));
+        for path in ["/proc/self/fd/101", "/dev/fd/101", "/proc/self/exe"] {
+            let err = resolve(child.pid(), None, path.as_bytes(), false).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::NotFound, "{path}");
+        }
+        // A plain directory posing as /proc is resolved as what it is.
+        fs::create_dir_all(root.0.join("proc/self/fd")).unwrap();
+        fs::write(root.0.join("proc/self/fd/101"), "planted").unwrap();
+        let planted = root.0.join("proc/self/fd/101");
+        let resolved = resolve(child.pid(), None, b"/proc/self/fd/101", false).unwrap();
+        assert_is(&resolved, "/proc/self/fd/101", &planted);
+    }
+
+    #[test]
+    fn a_working_directory_outside_the_root_is_an_error() {
+        let root = fake_root();
+        let child = chrooted(&root.0, None);
+        assert!(resolve(child.pid(), None, b"bin/sh", false).is_err());
+        assert!(resolve(child.pid(), None, b"/bin/sh", false).is_ok());
+    }
+
+    fn memfd() -> OwnedFd {
+        // SAFETY: memfd_create reads a NUL-terminated name; the fd is new and ours.
+        let fd = unsafe { libc::memfd_create(c"payload".as_ptr(), libc::MFD_CLOEXEC) };
+        assert!(fd >= 0);
+        // SAFETY: a new fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        fs::File::from(fd.try_clone().unwrap()).write_all(b"#!/bin/sh\n").unwrap();
+        fd
+    }
+
+    #[test]
+    fn a_memfd_is_fileless_by_fd_and_through_proc_self() {
+        let fd = memfd();
+        let n = fd.as_raw_fd();
+        let by_fd = resolve(me(), Some(n), b"", true).unwrap();
+        assert!(by_fd.fileless);
+        assert!(by_fd.path.starts_with("/memfd:payload"), "{}", by_fd.path);
+        let key = file_key(by_fd.file.as_fd()).unwrap();
+        let mut paths = vec![format!("/proc/self/fd/{n}"), format!("/proc/thread-self/fd/{n}")];
+        if fs::read_link("/dev/fd").is_ok_and(|t| t == Path::new("/proc/self/fd")) {
+            paths.push(format!("/dev/fd/{n}"));
+        }
+        for path in paths {
+            let resolved = resolve(me(), None, path.as_bytes(), false).unwrap();
+            assert!(resolved.fileless, "{path}");
+            assert_eq!(resolved.path, by_fd.path);
+            assert_eq!(file_key(resolved.file.as_fd()).unwrap(), key);
+        }
+        assert!(writable_mount(by_fd.file.as_fd()).unwrap(), "memfds live on an internal tmpfs");
+    }
+
+    #[test]
+    fn proc_self_exe_is_the_process_executable() {
+        let resolved = resolve(me(), None, b"/proc/self/exe", false).unwrap();
+        assert_eq!(Path::new(&resolved.path), std::env::current_exe().unwrap());
+        assert!(!resolved.fileless);
+        let err = resolve(me(), None, b"/proc/self/fd/0/x", false).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EXDEV), "other magic links are refused");
+    }
+
+    #[test]
+    fn a_deleted_file_is_fileless() {
+        let dir = TempDir::new();
+        let path = dir.0.join("dropped");
+        fs::write(&path, "#!/bin/sh\n").unwrap();
+        let file = fs::File::open(&path).unwrap();
+        let before = resolve(me(), Some(file.as_raw_fd()), b"", true).unwrap();
+        assert!(!before.fileless);
+        assert_eq!(Path::new(&before.path), path);
+        fs::remove_file(&path).unwrap();
+        let after = resolve(me(), Some(file.as_raw_fd()), b"", true).unwrap();
+        assert!(after.fileless);
+        assert!(after.path.ends_with(" (deleted)"), "{}", after.path);
+    }
+
+    #[test]
+    fn file_key_follows_content_changes() {
+        let dir = TempDir::new();
+        let path = dir.0.join("tool");
+        fs::write(&path, "v1").unwrap();
+        let key = |p: &Path| file_key(fs::File::open(p).unwrap().as_fd()).unwrap();
+        let first = key(&path);
+        assert_eq!(first, key(&path));
+        assert_eq!((first.ino, first.size), (ino(&path), 2));
+        fs::write(&path, "version 2").unwrap();
+        assert_ne!(first, key(&path));
+    }
+
+    #[test]
+    fn writable_mount_counts_memory_file_systems_only() {
+        let shm = fs::File::open("/dev/shm").unwrap();
+        assert!(writable_mount(shm.as_fd()).unwrap());
+        let dev = fs::File::open("/dev/null").unwrap();
+        assert!(writable_mount(dev.as_fd()).unwrap(), "devtmpfs reports tmpfs");
+        let proc = fs::File::open("/proc/self/status").unwrap();
+        assert!(!writable_mount(proc.as_fd()).unwrap());
+    }
+
+    /// A read-only tmpfs, mounted in a child's private mount namespace so that nothing
+    /// outlives the test: the child reports writable_mount's answer as its exit code.
+    #[test]
+    fn a_read_only_tmpfs_is_not_writable() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root to mount");
+            return;
+        }
+        let dir = TempDir::new();
+        let target = CString::new(dir.0.as_os_str().as_bytes()).unwrap();
+        let (slash, tmpfs) = (CString::new("/").unwrap(), CString::new("tmpfs").unwrap());
+        // SAFETY: the child makes async-signal-safe calls only, on strings prepared before
+        // the fork, and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: as above; the mounts live and die with the child's mount namespace.
+            let code = unsafe {
+                let private = libc::MS_REC | libc::MS_PRIVATE;
+                let ro = libc::MS_RDONLY;
+                let ready = libc::unshare(libc::CLONE_NEWNS) == 0
+                    && libc::mount(std::ptr::null(), slash.as_ptr(), std::ptr::null(), private, std::ptr::null()) == 0
+                    && libc::mount(tmpfs.as_ptr(), target.as_ptr(), tmpfs.as_ptr(), ro, std::ptr::null()) == 0;
+                let fd = libc::open(target.as_ptr(), libc::O_PATH | libc::O_DIRECTORY);
+                match (ready && fd >= 0).then(|| writable_mount(BorrowedFd::borrow_raw(fd))) {
+                    Some(Ok(false)) => 0,
+                    Some(Ok(true)) => 1,
+                    _ => 2,
+                }
+            };
+            // SAFETY: leaving the child without running the parent's destructors.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: reaping our own child, which exits on its own at once.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status));
+        assert_eq!(libc::WEXITSTATUS(status), 0, "1: counted as writable, 2: setup failed");
+    }
+}

@@ -1,0 +1,867 @@
+//! The seccomp filter that sends every execve/execveat to user space, and the listener fd
+//! on which the supervisor receives and answers them.
+//!
+//! Why user notification (seccomp_unotify(2)) rather than ptrace or an LSM: the task that
+//! calls execve stops inside the kernel until the supervisor answers, so the supervisor can
+//! read the path and argv before anything runs, and answer either "continue" (the kernel
+//! performs the syscall as if there had been no filter) or an errno. The answer is final;
+//! nothing else about the task changes.
+//!
+//! Two facts shape the API:
+//! - A notification can disappear between RECV and SEND: a signal interrupted the waiting
+//!   task (Go runtimes do this constantly), or the task died. The kernel then answers RECV or
+//!   SEND with ENOENT, which surfaces here as [`io::ErrorKind::NotFound`]: "withdrawn",
+//!   worth a debug log, never counted as an exec. The same execve usually comes back as a
+//!   new notification once the signal handler returns, so decisions must be idempotent.
+//! - RECV blocks while nothing is pending: poll the fd for POLLIN first. POLLHUP means every
+//!   task that the filter applied to has exited.
+//!
+//! The filter here is for processes that execguard starts itself (`execguard run`); in
+//! containers runc installs an equivalent filter and hands over the listener.
+
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!("the exec filter knows x86_64 (with its i386 and x32 ABIs) only");
+
+use std::io;
+use std::mem;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr;
+
+use crate::supervisor::memory::PointerWidth;
+
+/// `AUDIT_ARCH_X86_64` (linux/audit.h): EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE.
+/// The x32 ABI reports this arch too and sets [`X32_SYSCALL_BIT`] in the syscall number.
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+/// `AUDIT_ARCH_I386`: what a 32-bit program, or `int 0x80` from a 64-bit one, reports.
+const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+const X32_SYSCALL_BIT: i32 = 0x4000_0000;
+
+const X86_64_EXECVE: i32 = 59;
+const X86_64_EXECVEAT: i32 = 322;
+const X32_EXECVE: i32 = 520 | X32_SYSCALL_BIT;
+const X32_EXECVEAT: i32 = 545 | X32_SYSCALL_BIT;
+/// The x86_64 numbers with the x32 bit set: the x32 table maps them to ENOSYS today, but a
+/// filter that lets them through unseen would depend on that staying true.
+const X32_BIT_EXECVE: i32 = X86_64_EXECVE | X32_SYSCALL_BIT;
+const X32_BIT_EXECVEAT: i32 = X86_64_EXECVEAT | X32_SYSCALL_BIT;
+const I386_EXECVE: i32 = 11;
+const I386_EXECVEAT: i32 = 358;
+
+/// Missing from libc (linux/seccomp.h, Linux 6.6): the notifying task blocks right after
+/// waking the supervisor, so the kernel wakes it as a synchronous hand-off (WF_SYNC) and
+/// the scheduler may run the supervisor on the same CPU.
+const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: libc::c_ulong = 1;
+/// Missing from libc (linux/seccomp.h, Linux 5.19).
+const SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: libc::c_ulong = 1 << 5;
+
+/// One stopped execve or execveat, as the kernel reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notification {
+    /// The cookie that every later ioctl about this notification must quote.
+    pub id: u64,
+    /// The calling thread's id in the supervisor's pid namespace (a tid, not always the
+    /// thread-group leader: /proc/TID works for it).
+    pub pid: u32,
+    pub nr: i32,
+    pub arch: u32,
+    /// Raw register values; [`Notification::exec_args`] decodes them.
+    pub args: [u64; 6],
+}
+
+/// The arguments of an execve or execveat, decoded for the caller's ABI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecArgs {
+    /// execveat's dirfd, unless it is AT_FDCWD; always `None` for execve.
+    pub dirfd: Option<i32>,
+    pub path: u64,
+    pub argv: u64,
+    pub envp: u64,
+    /// execveat with AT_EMPTY_PATH: with an empty path the file is dirfd itself.
+    pub empty_path: bool,
+    /// How wide the pointers in the argv and envp arrays are.
+    pub pointer_width: PointerWidth,
+}
+
+impl Notification {
+    /// Whether the syscall is execveat (otherwise it is execve: the filter notifies nothing
+    /// else).
+    pub fn is_execveat(&self) -> bool {
+        match self.arch {
+            AUDIT_ARCH_X86_64 => matches!(self.nr, X86_64_EXECVEAT | X32_EXECVEAT | X32_BIT_EXECVEAT),
+            AUDIT_ARCH_I386 => self.nr == I386_EXECVEAT,
+            _ => false,
+        }
+    }
+
+    /// The pointer width of the caller's ABI: i386 and x32 programs pass 32-bit pointers.
+    fn pointer_width(&self) -> PointerWidth {
+        let x32 = self.arch == AUDIT_ARCH_X86_64 && self.nr & X32_SYSCALL_BIT != 0;
+        if self.arch == AUDIT_ARCH_I386 || x32 {
+            PointerWidth::Bits32
+        } else {
+            PointerWidth::Bits64
+        }
+    }
+
+    /// Decodes the arguments as the kernel itself will use them. The compat entry points
+    /// (i386, x32) use only the low 32 bits of each register, while the notification carries
+    /// the whole register: a 64-bit program that issues `int 0x80` can leave garbage in the
+    /// upper halves, and reading memory at the unmasked address would show the supervisor
+    /// something else than what the kernel executes.
+    pub fn exec_args(&self) -> ExecArgs {
+        let width = self.pointer_width();
+        let [a0, a1, a2, a3, a4, _] = self.args;
+        if self.is_execveat() {
+            // dirfd and flags are C ints: the kernel reads the low 32 bits as signed.
+            let dirfd = a0 as u32 as i32;
+            let flags = a4 as u32 as i32;
+            ExecArgs {
+                dirfd: (dirfd != libc::AT_FDCWD).then_some(dirfd),
+                path: width.truncate(a1),
+                argv: width.truncate(a2),
+                envp: width.truncate(a3),
+                empty_path: flags & libc::AT_EMPTY_PATH != 0,
+                pointer_width: width,
+            }
+        } else {
+            ExecArgs {
+                dirfd: None,
+                path: width.truncate(a0),
+                argv: width.truncate(a1),
+                envp: width.truncate(a2),
+                empty_path: false,
+                pointer_width: width,
+            }
+        }
+    }
+}
+
+/// A seccomp user-notification listener.
+#[derive(Debug)]
+pub struct NotifyFd(OwnedFd);
+
+impl NotifyFd {
+    /// Wraps a listener fd, as returned by [`ExecFilter::install_in_child`] or sent by runc.
+    pub fn from_owned(fd: OwnedFd) -> Self {
+        NotifyFd(fd)
+    }
+
+    /// Receives the next pending notification. Blocks while none is pending: poll first.
+    /// A notification withdrawn between poll and RECV gives kind `NotFound`.
+    pub fn recv(&self) -> io::Result<Notification> {
+        loop {
+            // The kernel refuses a seccomp_notif that is not zeroed (EINVAL since Linux 5.5,
+            // seccomp_unotify(2)): build a fresh zeroed one for every attempt.
+            let mut raw = libc::seccomp_notif {
+                id: 0,
+                pid: 0,
+                flags: 0,
+                data: libc::seccomp_data { nr: 0, arch: 0, instruction_pointer: 0, args: [0; 6] },
+            };
+            // SAFETY: the fd is a listener we own, and `raw` is a writable seccomp_notif, the
+            // exact type SECCOMP_IOCTL_NOTIF_RECV fills.
+            let rc = unsafe { libc::ioctl(self.0.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut raw) };
+            if rc == 0 {
+                return Ok(Notification {
+                    id: raw.id,
+                    pid: raw.pid,
+                    nr: raw.data.nr,
+                    arch: raw.data.arch,
+                    args: raw.data.args,
+                });
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+
+    /// Whether the notification is still pending, i.e. its task still waits in that
+    /// syscall. After reading the task's memory or /proc, this is what proves that the
+    /// pid was not reused in between (seccomp_unotify(2), "Caveats").
+    pub fn id_valid(&self, id: u64) -> bool {
+        // SAFETY: the fd is a listener we own; ID_VALID only reads the u64 behind the pointer.
+        unsafe { libc::ioctl(self.0.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0 }
+    }
+
+    /// Lets the syscall run as if no filter were there.
+    pub fn respond_continue(&self, id: u64) -> io::Result<()> {
+        self.send(libc::seccomp_notif_resp {
+            id,
+            val: 0,
+            error: 0,
+            flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+        })
+    }
+
+    /// Fails the syscall with `errno` (e.g. `libc::EPERM`). Anything outside 1..=4095
+    /// (MAX_ERRNO) is refused: an answer with error 0 and no CONTINUE flag would make the
+    /// execve return 0 without executing anything, and other values are no errno.
+    pub fn respond_errno(&self, id: u64, errno: i32) -> io::Result<()> {
+        if !(1..=4095).contains(&errno) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("errno {errno} is no error: a blocked exec must fail"),
+            ));
+        }
+        self.send(libc::seccomp_notif_resp { id, val: 0, error: -errno, flags: 0 })
+    }
+
+    /// ENOENT (kind `NotFound`) means the notification was withdrawn or its task is gone.
+    fn send(&self, mut resp: libc::seccomp_notif_resp) -> io::Result<()> {
+        loop {
+            // SAFETY: the fd is a listener we own, and `resp` is the seccomp_notif_resp that
+            // SECCOMP_IOCTL_NOTIF_SEND reads.
+            let rc = unsafe { libc::ioctl(self.0.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) };
+            if rc == 0 {
+                return Ok(());
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+
+    /// Asks for synchronous wake-ups on this listener. On these machines the kernel's own
+    /// round trip fell from about 9 to 3 us with it, but whole execs gained nothing
+    /// reliable (shared/reference/performance-facts.md). EINVAL before Linux 6.6, which
+    /// the caller may ignore.
+    pub fn enable_sync_wakeup(&self) -> io::Result<()> {
+        // SAFETY: the fd is a listener we own; SET_FLAGS takes its flags by value.
+        let rc = unsafe {
+            libc::ioctl(self.0.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
+impl AsFd for NotifyFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl AsRawFd for NotifyFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+// Classic BPF as the seccomp filter sees it: `seccomp_data` starts with `int nr`, then
+// `u32 arch`.
+const OFFSET_NR: u32 = 0;
+const OFFSET_ARCH: u32 = 4;
+const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+
+const fn load(offset: u32) -> libc::sock_filter {
+    libc::sock_filter { code: LD_W_ABS, jt: 0, jf: 0, k: offset }
+}
+
+/// If the accumulator equals `k`, skip `jt` instructions, else `jf`.
+const fn jump_eq(k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter { code: JEQ_K, jt, jf, k }
+}
+
+const fn ret(action: u32) -> libc::sock_filter {
+    libc::sock_filter { code: RET_K, jt: 0, jf: 0, k: action }
+}
+
+const FILTER_LEN: usize = 17;
+
+/// A jump skips `jt` (or `jf`) instructions: the indices in the comments keep the offsets
+/// checkable, and the tests run every case through the program.
+const EXEC_FILTER: [libc::sock_filter; FILTER_LEN] = [
+    /* 0 */ load(OFFSET_ARCH),
+    /* 1 */ jump_eq(AUDIT_ARCH_X86_64, 0, 8), // else to 10
+    /* 2 */ load(OFFSET_NR),
+    /* 3 */ jump_eq(X86_64_EXECVE as u32, 12, 0), // to 16
+    /* 4 */ jump_eq(X86_64_EXECVEAT as u32, 11, 0),
+    /* 5 */ jump_eq(X32_EXECVE as u32, 10, 0),
+    /* 6 */ jump_eq(X32_EXECVEAT as u32, 9, 0),
+    /* 7 */ jump_eq(X32_BIT_EXECVE as u32, 8, 0),
+    /* 8 */ jump_eq(X32_BIT_EXECVEAT as u32, 7, 0),
+    /* 9 */ ret(libc::SECCOMP_RET_ALLOW),
+    /* 10 */ jump_eq(AUDIT_ARCH_I386, 0, 4), // else to 15
+    /* 11 */ load(OFFSET_NR),
+    /* 12 */ jump_eq(I386_EXECVE as u32, 3, 0), // to 16
+    /* 13 */ jump_eq(I386_EXECVEAT as u32, 2, 0),
+    /* 14 */ ret(libc::SECCOMP_RET_ALLOW),
+    /* 15 */ ret(libc::SECCOMP_RET_KILL_PROCESS), // an unknown ABI could reach execve unseen
+    /* 16 */ ret(libc::SECCOMP_RET_USER_NOTIF),
+];
+
+/// The filter that notifies execve and execveat for every ABI of x86_64, allows every other
+/// syscall, and kills a process that enters the kernel through an unknown ABI.
+///
+/// Built in the parent before fork: installing it must not allocate (see
+/// [`ExecFilter::install_in_child`]).
+pub struct ExecFilter {
+    program: [libc::sock_filter; FILTER_LEN],
+}
+
+impl ExecFilter {
+    pub fn new() -> Self {
+        ExecFilter { program: EXEC_FILTER }
+    }
+
+    /// Installs the filter on the calling process and returns the listener (close-on-exec,
+    /// as the kernel creates it).
+    ///
+    /// seccomp(2) allows SECCOMP_SET_MODE_FILTER only to a caller that has CAP_SYS_ADMIN in
+    /// its user namespace or has set no_new_privs; pass `set_no_new_privs = true` unless
+    /// [`holds_cap_sys_admin`] said otherwise in the parent. no_new_privs also makes set-uid
+    /// binaries run without their privileges, which is why it is not set unconditionally.
+    ///
+    /// Async-signal-safe (no allocation, no lock): it is meant for a `pre_exec` closure,
+    /// which runs between fork and exec in the child of a possibly multi-threaded parent.
+    ///
+    /// # Safety
+    ///
+    /// Call it only in a child that is about to exec and whose listener will reach a
+    /// supervisor (e.g. with [`send_fd`]). The filter can never be removed: from then on
+    /// every execve of the process and its descendants waits for an answer on the
+    /// listener, and fails with ENOSYS once the listener is closed. Installed in the
+    /// supervisor itself, its own execs would wait for answers that only it could give.
+    pub unsafe fn install_in_child(&self, set_no_new_privs: bool) -> io::Result<OwnedFd> {
+        if set_no_new_privs {
+            // SAFETY: PR_SET_NO_NEW_PRIVS takes integer arguments only.
+            let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        let prog = libc::sock_fprog {
+            len: FILTER_LEN as libc::c_ushort,
+            // The kernel copies the program and never writes through this pointer.
+            filter: self.program.as_ptr().cast_mut(),
+        };
+        // WAIT_KILLABLE_RECV (Linux 5.19): once the supervisor has received a notification,
+        // only a fatal signal interrupts the waiting task. Without it, programs that signal
+        // their own threads (Go's runtime does constantly) withdraw and re-send their
+        // execve, and every withdrawal costs a wasted inspection. Older kernels refuse
+        // the flag with EINVAL: then do without.
+        let with_killable = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+        let mut rc = -1;
+        for flags in [with_killable, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER] {
+            // SAFETY: `prog` points at FILTER_LEN valid instructions that outlive the call;
+            // the kernel copies them before returning.
+            rc = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, flags, &prog) };
+            if rc >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
+                break;
+            }
+        }
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: on success the syscall returns a new fd that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
+    }
+}
+
+impl Default for ExecFilter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Whether the calling thread has CAP_SYS_ADMIN in its effective set, which lets it install
+/// a seccomp filter without no_new_privs. Reads CapEff of /proc/thread-self/status
+/// (capabilities are per thread); any failure reads as "no", so the caller falls back to
+/// no_new_privs, which always works.
+pub fn holds_cap_sys_admin() -> bool {
+    const CAP_SYS_ADMIN: u32 = 21;
+    let Ok(status) = std::fs::read_to_string("/proc/thread-self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+}
+
+/// Room for one SCM_RIGHTS message carrying one fd, aligned for `cmsghdr`.
+#[repr(C)]
+union OneFdControl {
+    bytes: [u8; ONE_FD_SPACE],
+    _align: libc::cmsghdr,
+}
+
+// SAFETY: CMSG_SPACE is arithmetic on its argument.
+const ONE_FD_SPACE: usize = unsafe { libc::CMSG_SPACE(mem::size_of::<RawFd>() as u32) } as usize;
+
+/// Sends `fd` over the unix socket `sock` (SCM_RIGHTS, with one dummy byte: a stream
+/// socket carries no ancillary data without at least one byte of payload, unix(7)).
+///
+/// Async-signal-safe (stack buffers only, `sendmsg`), so a `pre_exec` closure can use it to
+/// hand the listener to the supervising parent.
+pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: byte.len() };
+    let mut control = OneFdControl { bytes: [0; ONE_FD_SPACE] };
+    // SAFETY: msghdr is plain data, for which all zeroes (null pointers, zero lengths) is
+    // a valid value.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ptr::addr_of_mut!(control).cast();
+    msg.msg_controllen = ONE_FD_SPACE as _;
+    // SAFETY: msg_control points at ONE_FD_SPACE bytes aligned for cmsghdr, enough for the
+    // header and one fd, so the first header and its data lie inside the buffer.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<RawFd>() as u32) as _;
+        ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd.as_raw_fd());
+    }
+    loop {
+        // SAFETY: `msg` and everything it points to live until the call returns.
+        let sent = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        match sent {
+            1 => return Ok(()),
+            // io::Error::from(kind) does not allocate, unlike io::Error::new.
+            0 => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            _ => {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+        }
+    }
+}
+
+/// Receives one fd sent by [`send_fd`], close-on-exec from the start (MSG_CMSG_CLOEXEC), so
+/// no concurrent fork+exec in the supervisor can leak it.
+pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: byte.len() };
+    let mut control = OneFdControl { bytes: [0; ONE_FD_SPACE] };
+    // SAFETY: as in send_fd, all zeroes is a valid msghdr.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ptr::addr_of_mut!(control).cast();
+    msg.msg_controllen = ONE_FD_SPACE as _;
+    let received = loop {
+        // SAFETY: `msg` points at live, writable buffers of the lengths it states.
+        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    };
+    // SAFETY: after recvmsg, msg_control/msg_controllen describe the control data the
+    // kernel wrote into `control`; CMSG_FIRSTHDR returns null when there is none.
+    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    // SAFETY: a non-null cmsg points at a complete header inside `control`.
+    let carries_fd = !cmsg.is_null()
+        && unsafe {
+            (*cmsg).cmsg_level == libc::SOL_SOCKET
+                && (*cmsg).cmsg_type == libc::SCM_RIGHTS
+                && (*cmsg).cmsg_len as usize >= libc::CMSG_LEN(mem::size_of::<RawFd>() as u32) as usize
+        };
+    if carries_fd {
+        // SAFETY: the header says at least one fd follows it inside `control` (the buffer
+        // has room for one; the kernel closes any it could not fit and sets MSG_CTRUNC).
+        let fd = unsafe { ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>()) };
+        // SAFETY: the kernel installed this fd in our table for us alone.
+        return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    if received == 0 {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the socket closed before a file descriptor arrived"));
+    }
+    Err(io::Error::new(io::ErrorKind::InvalidData, "a message arrived without a file descriptor"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::memory;
+    use std::ffi::CString;
+    use std::os::fd::AsFd;
+    use std::time::{Duration, Instant};
+
+    /// Every wait in these tests gives up after this long, so a bug fails instead of hanging.
+    const TIMEOUT: Duration = Duration::from_secs(5);
+    /// A child exits with 100 + errno when its syscall failed, and 99 when the filter could
+    /// not be set up.
+    const SETUP_FAILED: i32 = 99;
+
+    /// A forked child, killed and reaped on drop.
+    struct Child {
+        pid: libc::pid_t,
+        reaped: bool,
+    }
+
+    impl Child {
+        /// The exit code, or None if it died from a signal.
+        fn wait(&mut self) -> Option<i32> {
+            let deadline = Instant::now() + TIMEOUT;
+            let mut status = 0;
+            loop {
+                // SAFETY: waitpid on our own child with a valid status pointer.
+                let rc = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+                assert!(rc >= 0, "waitpid: {}", io::Error::last_os_error());
+                if rc == self.pid {
+                    self.reaped = true;
+                    return libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+                }
+                assert!(Instant::now() < deadline, "child {} did not exit", self.pid);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+
+        fn kill(&mut self) {
+            // SAFETY: signalling our own, not yet reaped child.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            assert_eq!(self.wait(), None);
+        }
+    }
+
+    impl Drop for Child {
+        fn drop(&mut self) {
+            if !self.reaped {
+                // SAFETY: as in kill(); the blocking waitpid returns once SIGKILL lands.
+                unsafe {
+                    libc::kill(self.pid, libc::SIGKILL);
+                    libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+                }
+            }
+        }
+    }
+
+    fn socketpair() -> (OwnedFd, OwnedFd) {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two fds socketpair writes.
+        let rc =
+            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) };
+        assert_eq!(rc, 0, "socketpair: {}", io::Error::last_os_error());
+        // SAFETY: both fds are new and ours alone.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    }
+
+    /// poll(2) for `events` on `fd`, up to TIMEOUT; returns the revents.
+    fn poll(fd: BorrowedFd<'_>, events: libc::c_short) -> libc::c_short {
+        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let rc = unsafe { libc::poll(&mut pfd, 1, TIMEOUT.as_millis() as libc::c_int) };
+        assert!(rc >= 0, "poll: {}", io::Error::last_os_error());
+        pfd.revents
+    }
+
+    fn errno() -> i32 {
+        io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    }
+
+    /// Forks a child that installs the filter, sends the listener to us, and then runs
+    /// `syscall` (which must be async-signal-safe: the test harness is multi-threaded) and
+    /// exits with 100 + errno if it returns -1, or 0.
+    fn fork_filtered(syscall: impl FnOnce() -> libc::c_long) -> (Child, NotifyFd) {
+        let filter = ExecFilter::new();
+        let set_no_new_privs = !holds_cap_sys_admin();
+        let (ours, theirs) = socketpair();
+        // SAFETY: the child only makes async-signal-safe calls and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+        if pid == 0 {
+            // SAFETY: we are the forked child, about to run `syscall` under supervision.
+            let code = match unsafe { filter.install_in_child(set_no_new_privs) } {
+                Ok(listener) if send_fd(theirs.as_fd(), listener.as_fd()).is_ok() => {
+                    drop(listener);
+                    if syscall() == -1 {
+                        100 + errno()
+                    } else {
+                        0
+                    }
+                }
+                _ => SETUP_FAILED,
+            };
+            // SAFETY: leaving the child without running the parent's destructors.
+            unsafe { libc::_exit(code) };
+        }
+        let child = Child { pid, reaped: false };
+        drop(theirs);
+        assert_ne!(poll(ours.as_fd(), libc::POLLIN) & libc::POLLIN, 0, "no listener arrived");
+        let notify = NotifyFd::from_owned(recv_fd(ours.as_fd()).unwrap());
+        (child, notify)
+    }
+
+    fn next_notification(notify: &NotifyFd) -> Notification {
+        assert_ne!(poll(notify.as_fd(), libc::POLLIN) & libc::POLLIN, 0, "no notification");
+        notify.recv().unwrap()
+    }
+
+    fn execve_true() -> impl FnOnce() -> libc::c_long {
+        let path = CString::new("/bin/true").unwrap();
+        move || {
+            let argv = [path.as_ptr(), std::ptr::null()];
+            let envp = [std::ptr::null()];
+            // SAFETY: NUL-terminated path and NULL-terminated arrays, alive for the call.
+            unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) as libc::c_long }
+        }
+    }
+
+    #[test]
+    fn continue_runs_the_exec() {
+        let (mut child, notify) = fork_filtered(execve_true());
+        let n = next_notification(&notify);
+        assert_eq!(n.pid, child.pid as u32);
+        assert_eq!((n.arch, n.nr), (AUDIT_ARCH_X86_64, X86_64_EXECVE));
+        assert!(!n.is_execveat());
+        let args = n.exec_args();
+        assert_eq!(args.dirfd, None);
+        assert_eq!(args.pointer_width, PointerWidth::Bits64);
+        let (path, cut) = memory::read_c_string(n.pid, args.path, 4096).unwrap();
+        assert_eq!((path.as_slice(), cut), (&b"/bin/true"[..], false));
+        let argv = memory::read_argv(n.pid, args.argv, args.pointer_width, 16, 4096).unwrap();
+        assert_eq!(argv.args, vec![b"/bin/true".to_vec()]);
+        assert!(notify.id_valid(n.id));
+        notify.respond_continue(n.id).unwrap();
+        assert_eq!(child.wait(), Some(0));
+    }
+
+    #[test]
+    fn errno_fails_the_exec() {
+        let (mut child, notify) = fork_filtered(execve_true());
+        let n = next_notification(&notify);
+        notify.respond_errno(n.id, libc::EPERM).unwrap();
+        assert_eq!(child.wait(), Some(100 + libc::EPERM));
+    }
+
+    #[test]
+    fn errno_zero_is_refused() {
+        let (mut child, notify) = fork_filtered(execve_true());
+        let n = next_notification(&notify);
+        let err = notify.respond_errno(n.id, 0).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(notify.id_valid(n.id), "a refused answer must leave the exec waiting");
+        child.kill();
+    }
+
+    #[test]
+    fn id_is_invalid_once_the_task_is_gone() {
+        let (mut child, notify) = fork_filtered(execve_true());
+        let n = next_notification(&notify);
+        assert!(notify.id_valid(n.id));
+        child.kill();
+        assert!(!notify.id_valid(n.id));
+    }
+
+    #[test]
+    fn answering_a_killed_task_is_not_found() {
+        let (mut child, notify) = fork_filtered(execve_true());
+        let n = next_notification(&notify);
+        child.kill();
+        let err = notify.respond_continue(n.id).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        // The last task of the filter is gone: the listener hangs up.
+        assert_ne!(poll(notify.as_fd(), libc::POLLIN) & libc::POLLHUP, 0);
+    }
+
+    #[test]
+    fn sync_wakeup_is_accepted() {
+        let (mut child, notify) = fork_filtered(execve_true());
+        notify.enable_sync_wakeup().unwrap();
+        let n = next_notification(&notify);
+        notify.respond_continue(n.id).unwrap();
+        assert_eq!(child.wait(), Some(0));
+    }
+
+    #[test]
+    fn execveat_is_notified_with_its_dirfd_and_flags() {
+        let path = CString::new("true").unwrap();
+        let (mut child, notify) = fork_filtered(move || {
+            let argv = [path.as_ptr(), std::ptr::null()];
+            let envp = [std::ptr::null::<libc::c_char>()];
+            // SAFETY: NUL-terminated path, NULL-terminated arrays; fd 987654 does not exist,
+            // which does not matter to the filter.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_execveat,
+                    987654,
+                    path.as_ptr(),
+                    argv.as_ptr(),
+                    envp.as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                )
+            }
+        });
+        let n = next_notification(&notify);
+        assert_eq!(n.nr, X86_64_EXECVEAT);
+        assert!(n.is_execveat());
+        let args = n.exec_args();
+        assert_eq!(args.dirfd, Some(987654));
+        assert!(args.empty_path);
+        let (path, _) = memory::read_c_string(n.pid, args.path, 64).unwrap();
+        assert_eq!(path, b"true");
+        notify.respond_errno(n.id, libc::ENOTNAM).unwrap();
+        assert_eq!(child.wait(), Some(100 + libc::ENOTNAM));
+    }
+
+    /// x32 execve: the x86_64 arch with the x32 bit in the number, 32-bit pointers.
+    #[test]
+    fn x32_execve_is_notified_and_its_pointers_truncated() {
+        let (mut child, notify) = fork_filtered(|| {
+            // SAFETY: the filter stops this syscall before the kernel looks at the
+            // (deliberately invalid) pointers, and the test answers it with an errno.
+            unsafe { libc::syscall(X32_EXECVE as libc::c_long, 0xdead_0000_0000_1000_u64, 0x2000, 0) }
+        });
+        let n = next_notification(&notify);
+        assert_eq!((n.arch, n.nr), (AUDIT_ARCH_X86_64, X32_EXECVE));
+        assert!(!n.is_execveat());
+        assert_eq!(n.args[0], 0xdead_0000_0000_1000);
+        let args = n.exec_args();
+        assert_eq!((args.path, args.argv), (0x1000, 0x2000));
+        assert_eq!(args.pointer_width, PointerWidth::Bits32);
+        notify.respond_errno(n.id, libc::ENOTNAM).unwrap();
+        assert_eq!(child.wait(), Some(100 + libc::ENOTNAM));
+    }
+
+    /// i386 execve through `int 0x80`, which a 64-bit program can issue too.
+    #[test]
+    fn i386_execve_is_notified() {
+        let (mut child, notify) = fork_filtered(|| {
+            let ret: u64;
+            // SAFETY: int 0x80 enters the i386 syscall table; the filter stops execve (11)
+            // before its null path is used. rbx cannot be named as an operand, so it is
+            // swapped in and out.
+            unsafe {
+                std::arch::asm!(
+                    "xchg {path}, rbx",
+                    "int 0x80",
+                    "xchg {path}, rbx",
+                    path = inout(reg) 0u64 => _,
+                    inlateout("rax") u64::from(I386_EXECVE as u32) => ret,
+                    in("rcx") 0xdead_0000_0000_2000_u64,
+                    in("rdx") 0u64,
+                    lateout("r8") _, lateout("r9") _, lateout("r10") _, lateout("r11") _,
+                );
+            }
+            // The i386 ABI returns -errno in eax.
+            let ret = ret as u32 as i32;
+            if ret < 0 {
+                // SAFETY: errno is thread-local; setting it is how syscall() reports too.
+                unsafe { *libc::__errno_location() = -ret };
+                -1
+            } else {
+                0
+            }
+        });
+        let n = next_notification(&notify);
+        assert_eq!((n.arch, n.nr), (AUDIT_ARCH_I386, I386_EXECVE));
+        assert!(!n.is_execveat());
+        let args = n.exec_args();
+        assert_eq!(args.pointer_width, PointerWidth::Bits32);
+        // The notification carries the whole register, upper half included; the kernel's
+        // compat execve will use only the low half.
+        assert_eq!(n.args[1], 0xdead_0000_0000_2000);
+        assert_eq!(args.argv, 0x2000);
+        notify.respond_errno(n.id, libc::ENOTNAM).unwrap();
+        assert_eq!(child.wait(), Some(100 + libc::ENOTNAM));
+    }
+
+    /// The program as the kernel runs it, for the cases no real process here can produce.
+    fn run_filter(nr: i32, arch: u32) -> u32 {
+        let mut acc = 0;
+        let mut pc = 0;
+        loop {
+            let ins = EXEC_FILTER[pc];
+            match ins.code {
+                LD_W_ABS => acc = if ins.k == OFFSET_NR { nr as u32 } else { arch },
+                JEQ_K => pc += usize::from(if acc == ins.k { ins.jt } else { ins.jf }),
+                RET_K => return ins.k,
+                code => panic!("unexpected instruction {code:#x}"),
+            }
+            pc += 1;
+        }
+    }
+
+    #[test]
+    fn filter_program_decides_every_abi() {
+        const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+        let notify = libc::SECCOMP_RET_USER_NOTIF;
+        let allow = libc::SECCOMP_RET_ALLOW;
+        let rows = [
+            (AUDIT_ARCH_X86_64, X86_64_EXECVE, notify, "x86_64 execve"),
+            (AUDIT_ARCH_X86_64, X86_64_EXECVEAT, notify, "x86_64 execveat"),
+            (AUDIT_ARCH_X86_64, X32_EXECVE, notify, "x32 execve"),
+            (AUDIT_ARCH_X86_64, X32_EXECVEAT, notify, "x32 execveat"),
+            (AUDIT_ARCH_X86_64, X32_BIT_EXECVE, notify, "x86_64 number with the x32 bit"),
+            (AUDIT_ARCH_X86_64, X32_BIT_EXECVEAT, notify, "x86_64 number with the x32 bit"),
+            (AUDIT_ARCH_X86_64, libc::SYS_getpid as i32, allow, "anything else runs"),
+            (AUDIT_ARCH_X86_64, I386_EXECVE, allow, "11 is munmap on x86_64"),
+            (AUDIT_ARCH_I386, I386_EXECVE, notify, "i386 execve"),
+            (AUDIT_ARCH_I386, I386_EXECVEAT, notify, "i386 execveat"),
+            (AUDIT_ARCH_I386, X86_64_EXECVE, allow, "59 is olduname on i386"),
+            (AUDIT_ARCH_AARCH64, 221, libc::SECCOMP_RET_KILL_PROCESS, "unknown ABI"),
+        ];
+        for (arch, nr, expected, why) in rows {
+            assert_eq!(run_filter(nr, arch), expected, "{why}: arch {arch:#x} nr {nr:#x}");
+        }
+    }
+
+    #[test]
+    fn cap_sys_admin_matches_capget() {
+        // The tests run as root here; under an unprivileged user this reads false and the
+        // children set no_new_privs, which the other tests then exercise.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let eff = status.lines().find(|l| l.starts_with("CapEff:")).unwrap();
+        let caps = u64::from_str_radix(eff["CapEff:".len()..].trim(), 16).unwrap();
+        assert_eq!(holds_cap_sys_admin(), caps & (1 << 21) != 0);
+    }
+
+    /// The way `execguard run` uses it: a std Command whose pre_exec installs the filter.
+    /// spawn() returns only once the child's execve has succeeded (std waits on a
+    /// close-on-exec pipe), so the supervisor must answer from another thread.
+    #[test]
+    fn pre_exec_child_is_supervised_from_another_thread() {
+        use std::os::unix::process::CommandExt;
+        let (ours, theirs) = socketpair();
+        let filter = ExecFilter::new();
+        let set_no_new_privs = !holds_cap_sys_admin();
+        let sock = theirs.as_raw_fd();
+        let mut command = std::process::Command::new("/bin/sh");
+        command.args(["-c", "/bin/true && exit 7"]);
+        // SAFETY: the closure only calls async-signal-safe functions (see their docs), and
+        // `sock` stays open in the parent until spawn() has returned.
+        unsafe {
+            command.pre_exec(move || {
+                let listener = filter.install_in_child(set_no_new_privs)?;
+                send_fd(BorrowedFd::borrow_raw(sock), listener.as_fd())
+            });
+        }
+        let supervisor = std::thread::spawn(move || {
+            assert_ne!(poll(ours.as_fd(), libc::POLLIN) & libc::POLLIN, 0, "no listener");
+            let notify = NotifyFd::from_owned(recv_fd(ours.as_fd()).unwrap());
+            let mut paths = Vec::new();
+            loop {
+                let revents = poll(notify.as_fd(), libc::POLLIN);
+                if revents & libc::POLLIN == 0 {
+                    assert_ne!(revents & libc::POLLHUP, 0, "timed out");
+                    return paths;
+                }
+                let n = notify.recv().unwrap();
+                let (path, _) = memory::read_c_string(n.pid, n.exec_args().path, 4096).unwrap();
+                paths.push(String::from_utf8(path).unwrap());
+                notify.respond_continue(n.id).unwrap();
+            }
+        });
+        let status = command.status().unwrap();
+        drop(theirs);
+        assert_eq!(status.code(), Some(7));
+        assert_eq!(supervisor.join().unwrap(), ["/bin/sh", "/bin/true"]);
+    }
+}

