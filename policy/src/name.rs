@@ -8,6 +8,22 @@
 /// Binaries that pick their behaviour from argv[0].
 const MULTI_CALL_BINARIES: [&str; 2] = ["busybox", "toybox"];
 
+/// Options of the dynamic loader that inspect a program without running it (`ldd` is
+/// `ld.so --list`).
+const LOADER_OPTIONS_THAT_DO_NOT_RUN: [&str; 6] =
+    ["--list", "--verify", "--help", "--version", "--list-tunables", "--list-diagnostics"];
+
+/// Options of the dynamic loader (ld.so(8)) that take a value.
+const LOADER_OPTIONS_WITH_VALUE: [&str; 7] = [
+    "--library-path",
+    "--inhibit-rpath",
+    "--audit",
+    "--preload",
+    "--argv0",
+    "--glibc-hwcaps-prepend",
+    "--glibc-hwcaps-mask",
+];
+
 /// The last component of a path ("" for a path that ends in '/').
 pub fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
@@ -15,6 +31,31 @@ pub fn basename(path: &str) -> &str {
 
 fn is_multi_call(name: &str) -> bool {
     MULTI_CALL_BINARIES.contains(&name)
+}
+
+/// Whether a file name is the dynamic loader (`ld-linux-x86-64.so.2`, `ld-musl-x86_64.so.1`,
+/// `ld.so`), which runs the program named by its first argument: `ld.so /usr/bin/nc`
+/// execs ld.so, but nc is what runs.
+fn is_dynamic_loader(name: &str) -> bool {
+    name == "ld.so" || ((name.starts_with("ld-linux") || name.starts_with("ld-musl")) && name.contains(".so"))
+}
+
+/// For an exec of the dynamic loader, the index in argv of the program it is asked to run.
+pub fn loaded_program(executable: &str, argv: &[String]) -> Option<usize> {
+    if !is_dynamic_loader(basename(executable)) {
+        return None;
+    }
+    let mut index = 1;
+    while let Some(arg) = argv.get(index) {
+        if !arg.starts_with("--") {
+            return Some(index);
+        }
+        if LOADER_OPTIONS_THAT_DO_NOT_RUN.contains(&arg.as_str()) {
+            return None;
+        }
+        index += if LOADER_OPTIONS_WITH_VALUE.contains(&arg.as_str()) { 2 } else { 1 };
+    }
+    None
 }
 
 /// How a process looks to the engine: its tool name and the arguments that belong to that
@@ -28,6 +69,14 @@ pub struct Invocation<'e> {
 /// Derives the tool name of a process from its executable (or the identity the supervisor
 /// established for the file, which wins: a renamed nc is nc) and its argv.
 pub fn invocation<'e>(executable: &'e str, identity: Option<&'e str>, argv: &'e [String]) -> Invocation<'e> {
+    if identity.is_none() {
+        if let Some(program) = loaded_program(executable, argv) {
+            // `ld.so PROGRAM ARGS`: the program is the tool (the supervisor gives the
+            // program's file identity, which then wins like any identity).
+            let path = argv.get(program).map_or("", String::as_str);
+            return invocation(path, None, argv.get(program..).unwrap_or(&[]));
+        }
+    }
     let file_name = identity.unwrap_or_else(|| basename(executable));
     let tool_args = argv.get(1..).unwrap_or(&[]);
     if !is_multi_call(file_name) {
@@ -104,6 +153,17 @@ mod tests {
         let bare = argv(&["busybox", "--help"]);
         assert_eq!(tool_name("/bin/busybox", None, &bare), "busybox");
         assert_eq!(tool_name("/bin/busybox", None, &[]), "busybox");
+    }
+
+    #[test]
+    fn the_dynamic_loader_runs_its_first_argument() {
+        let args = argv(&["/lib64/ld-linux-x86-64.so.2", "--argv0", "ls", "/usr/bin/nc", "-lp", "4444"]);
+        let inv = invocation("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", None, &args);
+        assert_eq!((inv.name, inv.args), ("nc", &args[4..]));
+        assert_eq!(loaded_program("/lib/ld-musl-x86_64.so.1", &argv(&["ld", "/bin/busybox", "nc"])), Some(1));
+        assert_eq!(tool_name("/lib/ld-musl-x86_64.so.1", None, &argv(&["ld", "/bin/busybox", "nc", "-l"])), "nc");
+        assert_eq!(tool_name("/lib64/ld-linux-x86-64.so.2", None, &argv(&["ld", "--list"])), "ld-linux-x86-64.so.2");
+        assert_eq!(loaded_program("/usr/bin/ldd", &argv(&["ldd", "/bin/ls"])), None);
     }
 
     #[test]

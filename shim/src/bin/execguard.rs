@@ -1,7 +1,7 @@
 //! The `execguard` command line: policy checks and dry runs, supervised runs, installation.
 
 use std::ffi::OsString;
-use std::io::{self, BufReader, Write};
+use std::io::{self, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -197,7 +197,8 @@ fn supervised_run(
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EXECGUARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).init();
+    let ansi = io::stderr().is_terminal();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).with_ansi(ansi).init();
 }
 
 fn main() -> ExitCode {

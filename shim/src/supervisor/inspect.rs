@@ -18,7 +18,7 @@ use std::os::fd::AsFd;
 use std::sync::{Mutex, PoisonError};
 
 use execguard_policy::event::{Ancestor, Parent, User};
-use execguard_policy::name::tool_name;
+use execguard_policy::name::{loaded_program, tool_name};
 use execguard_policy::{Action, DecisionRecord, ExecEvent, Needs, Policy};
 
 use crate::supervisor::identity::Identities;
@@ -142,6 +142,12 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
     event.execguard.args_truncated = argv.truncated;
     match resolve::resolve(pid, exec.dirfd, &path, exec.empty_path) {
         Ok(resolved) => {
+            event.process.executable = resolved.path.clone();
+            // `ld.so PROGRAM`: what runs is PROGRAM, so the file facts are its own.
+            let program = loaded_program(&resolved.path, &event.process.args)
+                .and_then(|index| argv.args.get(index))
+                .and_then(|program| resolve::resolve(pid, None, program, false).ok());
+            let resolved = program.unwrap_or(resolved);
             let file = &mut event.execguard.file;
             file.fileless = Some(resolved.fileless);
             // A poisoned lock only means another exec's inspection panicked; the cache is
@@ -158,7 +164,6 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
             let in_writable_dir = WRITABLE_DIRS.iter().any(|dir| resolved.path.starts_with(dir));
             file.writable_location =
                 Some(in_writable_dir || resolve::writable_mount(resolved.file.as_fd()).unwrap_or(false));
-            event.process.executable = resolved.path;
         }
         Err(error) if matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
             return Inspected::Missing;
