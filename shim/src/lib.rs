@@ -3,6 +3,8 @@
 //!
 //! `main` files only parse arguments; the work lives here.
 
+pub mod alerts;
+pub mod containerd;
 pub mod eval;
 pub mod run;
 pub mod supervisor;

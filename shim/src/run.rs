@@ -12,15 +12,14 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use execguard_hooks::{AlertRecord, Deduplicator, JsonLinesSink};
 use execguard_policy::Policy;
-use tokio::sync::mpsc;
 
+use crate::alerts;
 use crate::supervisor::inspect::Scope;
 use crate::supervisor::seccomp::{self, ExecFilter, NotifyFd};
-use crate::supervisor::{Alert, Config, Supervisor, ALERT_QUEUE};
+use crate::supervisor::{Config, PolicySlot, Supervisor};
 
 /// What `execguard run` was asked to do.
 pub struct RunOptions {
@@ -41,12 +40,10 @@ pub fn run(options: RunOptions) -> io::Result<i32> {
     let Some((program, args)) = command.split_first() else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "no command to run"));
     };
-    let (sender, receiver) = mpsc::channel(ALERT_QUEUE);
-    let writer = std::thread::Builder::new()
-        .name("execguard-alerts".into())
-        .spawn(move || write_alerts(receiver, alerts, repeat_window))?;
+    let (sender, writer) = alerts::spawn_writer(alerts, repeat_window)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let supervisor = Supervisor::new(policy, config, sender)?;
+    let supervisor = Supervisor::new(config, sender)?;
+    let policy = PolicySlot::new(policy);
 
     let mut child_command = Command::new(program);
     child_command.args(args);
@@ -68,7 +65,7 @@ pub fn run(options: RunOptions) -> io::Result<i32> {
         let spawned = tokio::task::spawn_blocking(move || child_command.spawn());
         let listener = tokio::task::spawn_blocking(move || seccomp::recv_fd(ours.as_fd())).await?;
         let filter_task = match listener {
-            Ok(listener) => Some(supervisor.supervise(NotifyFd::from_owned(listener), Scope::default())?),
+            Ok(listener) => Some(supervisor.supervise(NotifyFd::from_owned(listener), Scope::default(), policy)?),
             // The child failed before installing the filter; spawn() reports why.
             Err(error) => {
                 tracing::debug!(%error, "no listener from the child");
@@ -108,18 +105,4 @@ pub fn run(options: RunOptions) -> io::Result<i32> {
 
 fn exit_code(status: ExitStatus) -> i32 {
     status.code().or_else(|| status.signal().map(|signal| 128 + signal)).unwrap_or(1)
-}
-
-fn write_alerts(mut receiver: mpsc::Receiver<Alert>, out: Box<dyn Write + Send>, repeat_window: Duration) {
-    let mut sink = JsonLinesSink::new(out);
-    let mut repeats = Deduplicator::new(repeat_window);
-    while let Some(alert) = receiver.blocking_recv() {
-        if !repeats.first_time(&alert.event, &alert.record, Instant::now()) {
-            tracing::debug!(executable = %alert.event.process.executable, "repeated alert not written again");
-            continue;
-        }
-        if let Err(error) = sink.write(&AlertRecord::new(&alert.event, &alert.record, alert.at)) {
-            tracing::error!(%error, "cannot write an alert");
-        }
-    }
 }

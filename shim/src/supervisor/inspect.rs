@@ -60,6 +60,10 @@ impl Default for Limits {
 pub struct Scope {
     pub container: Option<execguard_policy::event::Container>,
     pub orchestrator: Option<execguard_policy::event::Orchestrator>,
+    /// The container's writable layer (overlayfs upperdir) as the host sees it: a file
+    /// that has an entry there was written after the container started, not shipped in
+    /// the image.
+    pub upper_dir: Option<std::path::PathBuf>,
 }
 
 /// The process whose exec a filter saw first: the container's init (runc's exec of the
@@ -164,6 +168,10 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
             let in_writable_dir = WRITABLE_DIRS.iter().any(|dir| resolved.path.starts_with(dir));
             file.writable_location =
                 Some(in_writable_dir || resolve::writable_mount(resolved.file.as_fd()).unwrap_or(false));
+            file.in_image = scope.upper_dir.as_ref().map(|upper| {
+                let in_upper = upper.join(resolved.path.trim_start_matches('/')).symlink_metadata().is_ok();
+                !(resolved.fileless || in_upper)
+            });
         }
         Err(error) if matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
             return Inspected::Missing;

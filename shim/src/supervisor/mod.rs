@@ -121,8 +121,28 @@ pub struct Stats {
     pub alerts_dropped: AtomicU64,
 }
 
+/// A policy that can be replaced while execs are being decided (a reloaded file). Filters
+/// that share a policy share its slot.
+pub struct PolicySlot(RwLock<Arc<Policy>>);
+
+impl PolicySlot {
+    pub fn new(policy: Policy) -> Arc<PolicySlot> {
+        Arc::new(PolicySlot(RwLock::new(Arc::new(policy))))
+    }
+
+    /// The policy for the exec being decided now.
+    pub fn get(&self) -> Arc<Policy> {
+        // A poisoned lock still holds a whole policy: replacing is a single assignment.
+        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Replaces the policy for every exec decided from now on.
+    pub fn set(&self, policy: Policy) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy);
+    }
+}
+
 pub struct Supervisor {
-    policy: RwLock<Arc<Policy>>,
     config: Config,
     alerts: mpsc::Sender<Alert>,
     pending: Mutex<Vec<Pending>>,
@@ -133,20 +153,16 @@ pub struct Supervisor {
 struct Filter {
     fd: Arc<AsyncFd<NotifyFd>>,
     scope: Arc<Scope>,
+    policy: Arc<PolicySlot>,
     root: OnceLock<RootPid>,
     identities: Mutex<Identities>,
 }
 
 impl Supervisor {
     /// A supervisor and its watchdog thread. Alerts go to `alerts`.
-    pub fn new(policy: Policy, config: Config, alerts: mpsc::Sender<Alert>) -> io::Result<Arc<Supervisor>> {
-        let supervisor = Arc::new(Supervisor {
-            policy: RwLock::new(Arc::new(policy)),
-            config,
-            alerts,
-            pending: Mutex::new(Vec::new()),
-            stats: Stats::default(),
-        });
+    pub fn new(config: Config, alerts: mpsc::Sender<Alert>) -> io::Result<Arc<Supervisor>> {
+        let supervisor =
+            Arc::new(Supervisor { config, alerts, pending: Mutex::new(Vec::new()), stats: Stats::default() });
         let weak = Arc::downgrade(&supervisor);
         let tick = (supervisor.config.deadline / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
         std::thread::Builder::new().name("execguard-watchdog".into()).spawn(move || {
@@ -159,18 +175,14 @@ impl Supervisor {
         Ok(supervisor)
     }
 
-    /// Replaces the policy for every exec decided from now on.
-    pub fn set_policy(&self, policy: Policy) {
-        *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy);
-    }
-
-    fn policy(&self) -> Arc<Policy> {
-        self.policy.read().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    /// Serves a notify fd until every process under its filter has exited. Must be called
-    /// within a tokio runtime.
-    pub fn supervise(self: &Arc<Self>, fd: NotifyFd, scope: Scope) -> io::Result<tokio::task::JoinHandle<()>> {
+    /// Serves a notify fd with `policy` until every process under its filter has exited.
+    /// Must be called within a tokio runtime.
+    pub fn supervise(
+        self: &Arc<Self>,
+        fd: NotifyFd,
+        scope: Scope,
+        policy: Arc<PolicySlot>,
+    ) -> io::Result<tokio::task::JoinHandle<()>> {
         if let Err(error) = fd.enable_sync_wakeup() {
             tracing::debug!(%error, "no synchronous wake-ups on this kernel");
         }
@@ -180,6 +192,7 @@ impl Supervisor {
         let filter = Arc::new(Filter {
             fd: Arc::new(fd),
             scope: Arc::new(scope),
+            policy,
             root: OnceLock::new(),
             identities: Mutex::new(Identities::default()),
         });
@@ -235,7 +248,7 @@ impl Supervisor {
             answered: answered.clone(),
             scope: filter.scope.clone(),
         });
-        let policy = self.policy();
+        let policy = filter.policy.get();
         let source = Source {
             fd: filter.fd.get_ref(),
             scope: &filter.scope,

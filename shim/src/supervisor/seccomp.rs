@@ -404,8 +404,14 @@ const ONE_FD_SPACE: usize = unsafe { libc::CMSG_SPACE(mem::size_of::<RawFd>() as
 /// Async-signal-safe (stack buffers only, `sendmsg`), so a `pre_exec` closure can use it to
 /// hand the listener to the supervising parent.
 pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: byte.len() };
+    send_with_fd(sock, &[0], fd)
+}
+
+/// Sends `bytes` (at least one) with `fd` in one message, as runc sends its state and the
+/// seccomp listener. Async-signal-safe like [`send_fd`]; a short write is an error.
+pub fn send_with_fd(sock: BorrowedFd<'_>, bytes: &[u8], fd: BorrowedFd<'_>) -> io::Result<()> {
+    // sendmsg only reads through iov_base; the pointer is mut by the C declaration.
+    let mut iov = libc::iovec { iov_base: bytes.as_ptr().cast_mut().cast(), iov_len: bytes.len() };
     let mut control = OneFdControl { bytes: [0; ONE_FD_SPACE] };
     // SAFETY: msghdr is plain data, for which all zeroes (null pointers, zero lengths) is
     // a valid value.
@@ -427,9 +433,9 @@ pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
         // SAFETY: `msg` and everything it points to live until the call returns.
         let sent = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
         match sent {
-            1 => return Ok(()),
+            n if n >= 0 && n as usize == bytes.len() => return Ok(()),
             // io::Error::from(kind) does not allocate, unlike io::Error::new.
-            0 => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            n if n >= 0 => return Err(io::Error::from(io::ErrorKind::WriteZero)),
             _ => {
                 let err = io::Error::last_os_error();
                 if err.kind() != io::ErrorKind::Interrupted {
@@ -443,8 +449,20 @@ pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
 /// Receives one fd sent by [`send_fd`], close-on-exec from the start (MSG_CMSG_CLOEXEC), so
 /// no concurrent fork+exec in the supervisor can leak it.
 pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: byte.len() };
+    let (received, fd) = recv_with_fd(sock, &mut [0u8; 1])?;
+    match fd {
+        Some(fd) => Ok(fd),
+        None if received == 0 => {
+            Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the socket closed before a file descriptor arrived"))
+        }
+        None => Err(io::Error::new(io::ErrorKind::InvalidData, "a message arrived without a file descriptor")),
+    }
+}
+
+/// Receives bytes into `buffer` and, if the message carries one, a file descriptor
+/// (SCM_RIGHTS, close-on-exec). Returns how many bytes arrived (0: the peer closed).
+pub fn recv_with_fd(sock: BorrowedFd<'_>, buffer: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+    let mut iov = libc::iovec { iov_base: buffer.as_mut_ptr().cast(), iov_len: buffer.len() };
     let mut control = OneFdControl { bytes: [0; ONE_FD_SPACE] };
     // SAFETY: as in send_fd, all zeroes is a valid msghdr.
     let mut msg: libc::msghdr = unsafe { mem::zeroed() };
@@ -456,7 +474,7 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
         // SAFETY: `msg` points at live, writable buffers of the lengths it states.
         let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
         if n >= 0 {
-            break n;
+            break n as usize;
         }
         let err = io::Error::last_os_error();
         if err.kind() != io::ErrorKind::Interrupted {
@@ -473,17 +491,14 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
                 && (*cmsg).cmsg_type == libc::SCM_RIGHTS
                 && (*cmsg).cmsg_len as usize >= libc::CMSG_LEN(mem::size_of::<RawFd>() as u32) as usize
         };
-    if carries_fd {
-        // SAFETY: the header says at least one fd follows it inside `control` (the buffer
-        // has room for one; the kernel closes any it could not fit and sets MSG_CTRUNC).
-        let fd = unsafe { ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>()) };
-        // SAFETY: the kernel installed this fd in our table for us alone.
-        return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+    if !carries_fd {
+        return Ok((received, None));
     }
-    if received == 0 {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the socket closed before a file descriptor arrived"));
-    }
-    Err(io::Error::new(io::ErrorKind::InvalidData, "a message arrived without a file descriptor"))
+    // SAFETY: the header says at least one fd follows it inside `control` (the buffer has
+    // room for one; the kernel closes any it could not fit and sets MSG_CTRUNC).
+    let fd = unsafe { ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>()) };
+    // SAFETY: the kernel installed this fd in our table for us alone.
+    Ok((received, Some(unsafe { OwnedFd::from_raw_fd(fd) })))
 }
 
 #[cfg(test)]

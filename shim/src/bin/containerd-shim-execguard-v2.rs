@@ -1,0 +1,57 @@
+//! `containerd-shim-execguard-v2`: containerd starts it for pods whose RuntimeClass
+//! selects `io.containerd.execguard.v2`. See `execguard_shim::containerd`.
+
+use std::io::{Read, Write};
+use std::process::{Command, ExitCode, Stdio};
+
+use execguard_shim::containerd::config::ShimConfig;
+use execguard_shim::containerd::{ExecguardShim, RUNTIME_ID};
+
+/// `-info` (containerd 2.x asks for runtime features): answered by the runc shim, whose
+/// features are the ones that apply.
+fn relay_info() -> ExitCode {
+    let binary = ShimConfig::load(None).map(|(config, _)| config.delegate.binary).unwrap_or_else(|error| {
+        eprintln!("{error}");
+        "containerd-shim-runc-v2".into()
+    });
+    let mut input = Vec::new();
+    if let Err(error) = std::io::stdin().read_to_end(&mut input) {
+        eprintln!("cannot read the -info request: {error}");
+        return ExitCode::FAILURE;
+    }
+    let child = Command::new(&binary).arg("-info").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn();
+    let output = child.and_then(|mut child| {
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(&input)?;
+        }
+        child.wait_with_output()
+    });
+    match output {
+        Ok(output) if output.status.success() && std::io::stdout().write_all(&output.stdout).is_ok() => {
+            ExitCode::SUCCESS
+        }
+        Ok(output) => {
+            eprintln!("{binary} -info failed: {}", output.status);
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("cannot run {binary} -info: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    if std::env::args().any(|arg| arg == "-info" || arg == "--info") {
+        return relay_info();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("{RUNTIME_ID}: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(containerd_shim::asynchronous::run::<ExecguardShim>(RUNTIME_ID, None));
+    ExitCode::SUCCESS
+}

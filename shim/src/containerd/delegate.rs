@@ -1,0 +1,77 @@
+//! The stock runc shim that really runs the containers, driven through its own command
+//! line (`start`, `delete`, `-info`) exactly as containerd would drive it.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use tokio::process::Command;
+
+/// What containerd told this shim about itself, passed on to the runc shim.
+#[derive(Debug, Clone, Default)]
+pub struct ShimFlags {
+    pub namespace: String,
+    pub address: String,
+    pub publish_binary: String,
+    pub debug: bool,
+    /// This shim's own ttrpc socket.
+    pub socket: String,
+}
+
+/// Set by `start` for the serving process: containerd passes -publish-binary to `start`
+/// only, and the runc shim needs it.
+pub const PUBLISH_BINARY_ENV: &str = "EXECGUARD_PUBLISH_BINARY";
+
+fn base_command(binary: &str, flags: &ShimFlags, id: &str) -> Command {
+    let mut command = Command::new(binary);
+    command.args(["-namespace", &flags.namespace, "-id", id, "-address", &flags.address]);
+    if !flags.publish_binary.is_empty() {
+        command.args(["-publish-binary", &flags.publish_binary]);
+    }
+    if flags.debug {
+        command.arg("-debug");
+    }
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+}
+
+/// Starts (or finds, for a later container of the same pod) the runc shim and returns
+/// its ttrpc address. It reads the bundle's config.json for the pod grouping.
+pub async fn start(binary: &str, flags: &ShimFlags, bundle: &Path, id: &str) -> Result<String, String> {
+    let mut command = base_command(binary, flags, id);
+    command.current_dir(bundle).arg("start");
+    let output = command.output().await.map_err(|e| format!("cannot run {binary}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{binary} start failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let address = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    if address.is_empty() {
+        return Err(format!("{binary} start printed no address"));
+    }
+    // The runc shim wrote its own address into the bundle; containerd reads that file to
+    // reconnect after a restart, and must find this shim there, not the runc shim.
+    if !flags.socket.is_empty() {
+        std::fs::write(bundle.join("address"), &flags.socket)
+            .map_err(|e| format!("cannot write {}: {e}", bundle.join("address").display()))?;
+    }
+    Ok(address)
+}
+
+/// Runs the runc shim's `delete` (containerd's cleanup after a shim died) and returns its
+/// output, a serialized DeleteResponse.
+pub async fn delete(binary: &str, flags: &ShimFlags, bundle: &Path, id: &str) -> Result<Vec<u8>, String> {
+    let mut command = base_command(binary, flags, id);
+    command.current_dir(bundle).args(["-bundle", &bundle.display().to_string(), "delete"]);
+    let output = command.output().await.map_err(|e| format!("cannot run {binary}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{binary} delete failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(output.stdout)
+}

@@ -1,0 +1,612 @@
+# shellcheck shell=bash source-path=SCRIPTDIR
+# The end-to-end test environment: a private containerd (with the CRI plugin) and a small
+# test image, on a machine of the project's kind (root, Debian, no network but the package
+# registries). Sourcing this file only defines functions; nothing runs until they are called.
+#
+#   e2e_install             installs the Debian packages below if any is missing
+#   e2e_start DIR           starts a private containerd that keeps everything under DIR and
+#                           exports E2E_DIR, E2E_ADDRESS, E2E_NAMESPACE, E2E_SANDBOX_IMAGE
+#   ectr ARGS...            ctr against that containerd, in $E2E_NAMESPACE unless -n says
+#                           otherwise (`ectr -n k8s.io images ls`)
+#   e2e_build_image NAME    builds the test image (cached) and imports it as NAME into
+#                           $E2E_NAMESPACE and k8s.io, with the pod sandbox image in k8s.io;
+#                           exports E2E_IMAGE=NAME
+#   e2e_stop                stops every container, shim and the containerd, unmounts what is
+#                           left under E2E_DIR and fails loudly if anything is still there;
+#                           idempotent and safe in `trap e2e_stop EXIT`
+#
+# Set before e2e_start: E2E_NAMESPACE for the tests' namespace (default
+# execguard-e2e-<8 hex digits of DIR's hash>, one per instance), and
+# PATH so that it holds containerd-shim-execguard-v2 when a test uses
+# `--runtime io.containerd.execguard.v2`: containerd and its shims inherit it.
+# Set before e2e_build_image: E2E_IMAGE_CACHE (default <repo>/target/e2e).
+#
+# Typical use, from the repository's root:
+#   . tests/e2e/env.sh
+#   e2e_install
+#   trap e2e_stop EXIT
+#   PATH=$PWD/target/debug:$PATH e2e_start "$(mktemp -d /tmp/execguard-e2e.XXXXXX)"
+#   e2e_build_image execguard.test/e2e:latest
+#   ectr run --rm --runtime io.containerd.execguard.v2 "$E2E_IMAGE" t1 nc -h
+#
+# Every function returns non-zero with a message on stderr when it fails, so callers can
+# run under `set -Eeuo pipefail` or test the status themselves.
+
+# The packages the environment and the test image are made from (see
+# shared/reference/e2e-environment.md for why each is there).
+_E2E_PACKAGES=(containerd runc busybox-static dash netcat-openbsd nmap socat iproute2)
+
+# The CRI plugin cannot pull its pause image on a machine without a registry, so
+# e2e_build_image imports one under this name (CRI's sandbox_image).
+_E2E_SANDBOX_IMAGE=execguard.test/pause:e2e
+
+# The test image's busybox applets. Only these become /bin symlinks: busybox's network
+# applets (nc, telnet, wget, ...) stay out so that every network tool in the image is a real
+# program whose execve the supervisor sees, and sh stays dash because busybox's own shell
+# runs applets in-process without any execve.
+_E2E_APPLETS=(
+  '[' awk basename cat chmod chown cp cut date dd df dirname du echo env expr false find
+  grep head hostname id kill ln ls mkdir mkfifo mktemp mv od pidof printf ps pwd readlink
+  realpath rm rmdir sed seq setsid sha256sum sleep sort stat tail tee test timeout touch tr
+  true tty uname uniq wc which whoami xargs yes
+)
+
+_e2e_say() { echo "== e2e: $*" >&2; }
+# Says what failed; the caller returns 1 (so that a caller's `set -e` still lets the
+# message out first).
+_e2e_error() { echo "!! e2e: $*" >&2; }
+
+# The repository this file belongs to.
+_e2e_repo() { (cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P); }
+
+e2e_install() {
+  # shellcheck source=../../scripts/lib.sh
+  . "$(_e2e_repo)/scripts/lib.sh" || return 1
+  if ! need_packages "${_E2E_PACKAGES[@]}"; then
+    _e2e_error "installing ${_E2E_PACKAGES[*]} failed"
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------------------------------
+# containerd
+
+e2e_start() {
+  local dir=${1:?usage: e2e_start DIR}
+  if [ -n "${E2E_DIR:-}" ] && [ -e "$E2E_DIR/containerd.pid" ]; then
+    _e2e_error "a containerd from $E2E_DIR is still running: e2e_stop it first"
+    return 1
+  fi
+  mkdir -p "$dir" || return 1
+  # Absolute and physical: e2e_stop finds processes and mounts by this exact string.
+  dir=$(cd "$dir" && pwd -P) || return 1
+  # A unix socket path holds at most 107 bytes (sun_path); the longest one here is
+  # DIR/containerd.sock.ttrpc.
+  if [ ${#dir} -gt 85 ]; then
+    _e2e_error "$dir is too long for the sockets that go in it (at most 85 characters)"
+    return 1
+  fi
+  mkdir -p "$dir"/{root,state,opt,fifo,cni/bin,cni/net.d} || return 1
+
+  export E2E_DIR=$dir
+  export E2E_ADDRESS=$dir/containerd.sock
+  # Its own namespace by default: runc's state (/run/containerd/runc/NAMESPACE/ID) and
+  # ctr's cgroups (/NAMESPACE/ID) are machine-wide, so two instances running a container of
+  # the same name in the same namespace would collide.
+  local hash
+  hash=$(printf '%s' "$dir" | sha256sum)
+  export E2E_NAMESPACE=${E2E_NAMESPACE:-execguard-e2e-${hash:0:8}}
+  export E2E_SANDBOX_IMAGE=$_E2E_SANDBOX_IMAGE
+  _e2e_config >"$dir/config.toml" || return 1
+
+  containerd --config "$dir/config.toml" </dev/null >>"$dir/containerd.log" 2>&1 &
+  local pid=$!
+  # Out of the job table, so that a caller's bare `wait` does not wait for containerd.
+  disown "$pid"
+  echo "$pid" >"$dir/containerd.pid"
+
+  # ctr waits for the socket without end unless told otherwise.
+  local deadline=$((SECONDS + 20))
+  while [ $SECONDS -lt $deadline ]; do
+    if ctr --address "$E2E_ADDRESS" --connect-timeout 1s version >/dev/null 2>&1; then
+      return 0
+    fi
+    if ! _e2e_alive "$pid"; then
+      tail -n 20 "$dir/containerd.log" >&2
+      _e2e_error "containerd exited at start; its log is $dir/containerd.log"
+      rm -f "$dir/containerd.pid"
+      return 1
+    fi
+    sleep 0.1
+  done
+  tail -n 20 "$dir/containerd.log" >&2
+  _e2e_error "containerd did not answer on $E2E_ADDRESS within 20 s; its log is $dir/containerd.log"
+  e2e_stop
+  return 1
+}
+
+# The private containerd's configuration: every path it owns is under E2E_DIR.
+_e2e_config() {
+  cat <<EOF
+version = 2
+root = "$E2E_DIR/root"
+state = "$E2E_DIR/state"
+
+[grpc]
+  address = "$E2E_ADDRESS"
+
+[ttrpc]
+  address = "$E2E_ADDRESS.ttrpc"
+
+[debug]
+  level = "info"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$E2E_DIR/opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$E2E_SANDBOX_IMAGE"
+  # This kernel's bounding set lacks CAP_SYS_RESOURCE: without this RunPodSandbox fails
+  # with "can't get final child's PID from pipe: EOF".
+  restrict_oom_score_adj = true
+  # Pod network namespaces (if a test makes one) go under E2E_DIR, not /var/run/netns.
+  netns_mounts_under_state_dir = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$E2E_DIR/cni/bin"
+    conf_dir = "$E2E_DIR/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.execguard]
+      runtime_type = "io.containerd.execguard.v2"
+      # CRI passes pod annotations into the OCI spec only for runtimes that list them.
+      pod_annotations = ["execguard.dev/*"]
+EOF
+}
+
+# ctr against the private containerd. IO fifos of `run` and `task start|exec|attach` go
+# under E2E_DIR/fifo instead of /run/containerd/fifo, where nothing would tell them apart
+# from another containerd's.
+ectr() {
+  if [ -z "${E2E_ADDRESS:-}" ]; then
+    _e2e_error "ectr: no private containerd (call e2e_start first)"
+    return 1
+  fi
+  local globals=() args=("$@")
+  # ctr's global options come before the command.
+  while [ ${#args[@]} -gt 0 ] && [[ ${args[0]} == -* ]]; do
+    case ${args[0]} in
+      -n | --namespace | -a | --address | --timeout | --connect-timeout)
+        globals+=("${args[@]:0:2}")
+        args=("${args[@]:2}")
+        ;;
+      *)
+        globals+=("${args[0]}")
+        args=("${args[@]:1}")
+        ;;
+    esac
+  done
+  local fifo=(--fifo-dir "$E2E_DIR/fifo")
+  case ${args[0]:-} in
+    run) args=(run "${fifo[@]}" "${args[@]:1}") ;;
+    t | task | tasks)
+      case ${args[1]:-} in
+        exec | start | attach) args=("${args[@]:0:2}" "${fifo[@]}" "${args[@]:2}") ;;
+      esac
+      ;;
+  esac
+  # Through ctr's environment variables, not its flags: ctr refuses -n next to --namespace.
+  CONTAINERD_ADDRESS=$E2E_ADDRESS CONTAINERD_NAMESPACE=$E2E_NAMESPACE ctr "${globals[@]}" "${args[@]}"
+}
+
+# ---------------------------------------------------------------------------------------
+# Stopping and checking that nothing is left
+
+e2e_stop() {
+  # In a subshell without errexit and the caller's ERR trap: every step runs whatever the
+  # one before it did, and the expected failures of the sweep (kernel threads, vanished
+  # processes, directories still in use) are neither fatal nor reported.
+  (
+    set +eE
+    trap - ERR
+    _e2e_stop_instance
+  )
+}
+
+_e2e_stop_instance() {
+  local dir=${E2E_DIR:-} pid
+  if [ -z "$dir" ] || [ ! -e "$dir/containerd.pid" ]; then
+    return 0 # never started, or already stopped
+  fi
+  pid=$(<"$dir/containerd.pid")
+
+  # Every "namespace id" this instance knows of, for the state it leaves outside E2E_DIR.
+  local ids=
+  if _e2e_alive "$pid" && [[ $(_e2e_cmdline "$pid") == *"$dir/config.toml"* ]]; then
+    ids=$(_e2e_containerd_containers)
+    _e2e_remove_containers
+    kill -TERM "$pid"
+    _e2e_wait_gone 10 "$pid" || kill -KILL "$pid"
+    _e2e_wait_gone 5 "$pid"
+  fi
+  # Task state directories outlive a crashed containerd and name the rest.
+  local bundle
+  for bundle in "$dir"/state/io.containerd.runtime.v2.task/*/*; do
+    [ -d "$bundle" ] && ids+=$'\n'"$(basename "$(dirname "$bundle")") $(basename "$bundle")"
+  done
+  ids=$(sort -u <<<"$ids")
+
+  # Shims whose containerd went away before they were told to stop, and their containers
+  # (the shim is their subreaper, so its descendants are the containers' processes).
+  local strays
+  strays=$(_e2e_processes "$dir")
+  if [ -n "$strays" ]; then
+    # shellcheck disable=SC2086 # one pid per word
+    strays=$(_e2e_with_descendants $strays)
+    _e2e_say "killing what containerd left running: ${strays//$'\n'/ }"
+    # shellcheck disable=SC2086
+    kill -KILL $strays 2>/dev/null
+    # shellcheck disable=SC2086
+    _e2e_wait_gone 5 $strays
+  fi
+
+  _e2e_unmount "$dir"
+  _e2e_remove_outside_state "$ids"
+  if _e2e_check_clean "$dir" "$ids"; then
+    rm -f "$dir/containerd.pid"
+    return 0
+  fi
+  _e2e_error "e2e_stop left the above behind (containerd log: $dir/containerd.log)"
+  return 1
+}
+
+# ctr against the private containerd for e2e_stop, bounded: a hung shim must not hang the
+# caller (e2e_stop kills it afterwards).
+_e2e_ctr() {
+  timeout 30 ctr --address "$E2E_ADDRESS" --connect-timeout 5s "$@" 2>/dev/null
+}
+
+# "namespace id" of every container containerd has.
+_e2e_containerd_containers() {
+  local ns
+  for ns in $(_e2e_ctr namespaces ls -q); do
+    _e2e_ctr -n "$ns" containers ls -q | sed "s|^|$ns |"
+  done
+}
+
+# Kills and deletes every task and container, in every namespace, through containerd, so
+# that each shim cleans up after itself (its socket, runc state, cgroup and rootfs mount).
+# A task may vanish before its turn: the containers of a CRI pod share the sandbox's shim,
+# and deleting the sandbox's task stops that shim, which takes the pod's other tasks along.
+_e2e_remove_containers() {
+  local ns id
+  for ns in $(_e2e_ctr namespaces ls -q); do
+    for id in $(_e2e_ctr -n "$ns" tasks ls -q); do
+      _e2e_ctr -n "$ns" tasks delete --force "$id" >/dev/null ||
+        ! _e2e_ctr -n "$ns" tasks ls -q | grep -qxF "$id" ||
+        _e2e_say "could not delete task $ns/$id through containerd"
+    done
+    for id in $(_e2e_ctr -n "$ns" containers ls -q); do
+      _e2e_ctr -n "$ns" containers delete "$id" >/dev/null ||
+        _e2e_say "could not delete container $ns/$id through containerd"
+    done
+  done
+}
+
+# True if PID is a live process (a zombie is dead: it only waits to be reaped, and PID 1
+# here reaps lazily).
+_e2e_alive() {
+  local stat
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
+}
+
+# PID's command line, its arguments joined by spaces.
+_e2e_cmdline() {
+  local args
+  { mapfile -d '' -t args <"/proc/$1/cmdline"; } 2>/dev/null || return 1
+  echo "${args[*]}"
+}
+
+# Waits up to SECONDS for every PID to be gone; false if one is still alive.
+_e2e_wait_gone() {
+  local seconds=$1 tries pid
+  shift
+  for ((tries = 0; tries < seconds * 10; tries++)); do
+    for pid in "$@"; do
+      _e2e_alive "$pid" && break
+      pid=
+    done
+    [ -z "$pid" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# Pids of the processes that belong to the instance in DIR: those whose command line
+# mentions DIR (containerd, its shims: `-address DIR/containerd.sock`) and those whose root
+# mount comes from DIR (containers: their root is a snapshot under DIR/root, named in
+# their mountinfo; found even when their shim died and left them to init).
+# /proc/PID/root cannot tell: after pivot_root it reads as "/". This shell and its
+# ancestors are left out: a test runner may have DIR in its arguments.
+_e2e_processes() {
+  local dir=$1 mine=" " p=$BASHPID
+  while [ "$p" -gt 1 ] 2>/dev/null; do
+    mine+="$p "
+    p=$(_e2e_ppid "$p")
+  done
+  # Builtins only in this loop: it visits every process on the machine.
+  local proc args
+  for proc in /proc/[0-9]*; do
+    p=${proc#/proc/}
+    [[ $mine == *" $p "* ]] && continue
+    { mapfile -d '' -t args <"$proc/cmdline"; } 2>/dev/null || continue
+    if [[ "${args[*]}" == *"$dir"* ]] || _e2e_root_under "$p" "$dir"; then
+      _e2e_alive "$p" && echo "$p"
+    fi
+  done
+  return 0
+}
+
+# PID's parent, from /proc/PID/stat: "PID (COMMAND) STATE PPID ...", where COMMAND may
+# hold spaces and parentheses.
+_e2e_ppid() {
+  local stat ppid
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  read -r _ ppid _ <<<"${stat##*) }"
+  echo "$ppid"
+}
+
+# True if PID's root file system is mounted from under DIR. Only processes in another
+# mount namespace are read: a process in this one has this one's root.
+_e2e_root_under() {
+  [ -e "/proc/$1/ns/mnt" ] && [ ! "/proc/$1/ns/mnt" -ef /proc/self/ns/mnt ] &&
+    awk -v dir="$2/" '$5 == "/" && index($0, dir) { found = 1 } END { exit !found }' \
+      "/proc/$1/mountinfo" 2>/dev/null
+}
+
+# The given pids and all their descendants.
+_e2e_with_descendants() {
+  local proc stat ppid
+  for proc in /proc/[0-9]*; do
+    { read -r stat <"$proc/stat"; } 2>/dev/null || continue
+    read -r _ ppid _ <<<"${stat##*) }"
+    echo "${proc#/proc/} $ppid"
+  done | awk -v roots="$*" '
+    BEGIN { n = split(roots, r, " "); for (i = 1; i <= n; i++) keep[r[i]] = 1 }
+    { parent[$1] = $2 }
+    END {
+      do {
+        grew = 0
+        for (p in parent) if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; grew = 1 }
+      } while (grew)
+      for (p in keep) print p
+    }'
+}
+
+# Mount points under DIR, deepest first. mountinfo escapes spaces as \040.
+_e2e_mounts_under() {
+  awk -v dir="$1" '{
+    m = $5; gsub(/\\040/, " ", m)
+    if (m == dir || index(m, dir "/") == 1) print m
+  }' /proc/self/mountinfo | sort -r
+}
+
+_e2e_unmount() {
+  local dir=$1 m
+  for _ in 1 2 3; do
+    local mounts
+    mounts=$(_e2e_mounts_under "$dir")
+    [ -z "$mounts" ] && return 0
+    while IFS= read -r m; do
+      umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+    done <<<"$mounts"
+  done
+}
+
+# The shim socket of container ID in namespace NS: the runc shim v2 of containerd 1.6
+# listens on /run/containerd/s/<sha256 of "ADDRESS/NS/ID"> whatever containerd's own
+# state directory is (runtime/v2/shim/util_unix.go, SocketAddress).
+_e2e_shim_socket() {
+  local hash
+  hash=$(printf '%s' "$E2E_ADDRESS/$1/$2" | sha256sum)
+  echo "/run/containerd/s/${hash%% *}"
+}
+
+# What a killed shim could not clean up outside E2E_DIR: its socket, runc's state for the
+# container (runc's root is /run/containerd/runc/NS for the runc shim) and the container's
+# cgroups (/NS/ID for ctr's containers, then their parent /NS once empty). The processes
+# are gone by now, so an rmdir of their cgroup succeeds.
+_e2e_remove_outside_state() {
+  local ns id cgroup
+  while read -r ns id; do
+    [ -n "$id" ] || continue
+    rm -f "$(_e2e_shim_socket "$ns" "$id")"
+    if [ -e "/run/containerd/runc/$ns/$id" ]; then
+      runc --root "/run/containerd/runc/$ns" delete --force "$id" >/dev/null 2>&1
+      rm -rf "/run/containerd/runc/$ns/$id"
+    fi
+    for cgroup in /sys/fs/cgroup/*/"$ns/$id"; do
+      [ -d "$cgroup" ] && rmdir "$cgroup" 2>/dev/null
+    done
+  done <<<"$1"
+  for ns in $(echo "$1" | cut -d' ' -f1 | sort -u); do
+    rmdir "/run/containerd/runc/$ns" 2>/dev/null
+    for cgroup in /sys/fs/cgroup/*/"$ns"; do
+      [ -d "$cgroup" ] && rmdir "$cgroup" 2>/dev/null
+    done
+  done
+  # The shims' directories, if no other containerd uses them: rmdir only removes them empty.
+  rmdir /run/containerd/s /run/containerd/fifo /run/containerd/runc /run/containerd 2>/dev/null
+  return 0
+}
+
+# Prints what is left of this instance and fails if anything is.
+_e2e_check_clean() {
+  local dir=$1 ids=$2 left=0 p ns id path
+  for p in $(_e2e_processes "$dir"); do
+    echo "!! e2e: process left: $p $(_e2e_cmdline "$p")" >&2
+    left=1
+  done
+  while IFS= read -r path; do
+    [ -n "$path" ] || continue
+    echo "!! e2e: mount left: $path" >&2
+    left=1
+  done <<<"$(_e2e_mounts_under "$dir")"
+  while read -r ns id; do
+    [ -n "$id" ] || continue
+    for path in "$(_e2e_shim_socket "$ns" "$id")" "/run/containerd/runc/$ns/$id" /sys/fs/cgroup/*/"$ns/$id"; do
+      if [ -e "$path" ]; then
+        echo "!! e2e: left: $path (container $ns/$id)" >&2
+        left=1
+      fi
+    done
+  done <<<"$ids"
+  return $left
+}
+
+# ---------------------------------------------------------------------------------------
+# The test image
+
+e2e_build_image() {
+  local name=${1:?usage: e2e_build_image NAME}
+  if [ -z "${E2E_ADDRESS:-}" ]; then
+    _e2e_error "e2e_build_image: no private containerd (call e2e_start first)"
+    return 1
+  fi
+  local tar
+  tar=$(_e2e_image_tar "$name") || return 1
+  # Both at once: unpacking the layer takes most of the time, once per namespace.
+  local ns failed=0
+  declare -A imports
+  for ns in "$E2E_NAMESPACE" k8s.io; do
+    ectr -n "$ns" images import "$tar" >/dev/null &
+    imports[$ns]=$!
+  done
+  for ns in "${!imports[@]}"; do
+    if ! wait "${imports[$ns]}"; then
+      _e2e_error "importing $tar into namespace $ns failed"
+      failed=1
+    fi
+  done
+  [ $failed = 0 ] || return 1
+  export E2E_IMAGE=$name
+}
+
+# Path of the OCI layout tar holding NAME and the sandbox image; built once and reused
+# while nothing it is made of changes (this file, the names, the packages' versions).
+_e2e_image_tar() {
+  local name=$1 cache key
+  cache=${E2E_IMAGE_CACHE:-$(_e2e_repo)/target/e2e}
+  key=$({
+    cat "${BASH_SOURCE[0]}"
+    echo "$name $_E2E_SANDBOX_IMAGE"
+    dpkg-query -W busybox-static dash netcat-openbsd nmap socat libc6
+  } | sha256sum)
+  local tar=$cache/image-${key:0:16}.tar
+  if [ -s "$tar" ]; then
+    echo "$tar"
+    return 0
+  fi
+  mkdir -p "$cache" || return 1
+  local work
+  work=$(mktemp -d "$cache/build.XXXXXX") || return 1
+  if _e2e_rootfs "$work/rootfs" && _e2e_oci_layout "$work" "$name" && mv "$work/image.tar" "$tar"; then
+    rm -rf "$work"
+    echo "$tar"
+    return 0
+  fi
+  rm -rf "$work"
+  _e2e_error "building the test image failed"
+  return 1
+}
+
+# A minimal root file system in ROOT: dash as /bin/sh, busybox applets, the real network
+# tools (netcat-openbsd as /usr/bin/nc, nmap with its data, socat) and the shared
+# libraries they load. Not merged-/usr: /bin and /lib are real directories, and each
+# library goes where ldd finds it on this machine (the loader searches
+# /lib/x86_64-linux-gnu by default, so no ld.so.cache is needed).
+_e2e_rootfs() {
+  local root=$1 applet
+  mkdir -p "$root"/{bin,dev,etc,proc,root,run,sys,tmp,usr/bin,usr/share,var/tmp} || return 1
+  chmod 1777 "$root/tmp" "$root/var/tmp"
+
+  cp /usr/bin/dash /usr/bin/busybox "$root/bin/" || return 1
+  ln -s dash "$root/bin/sh"
+  local have
+  have=" $(/usr/bin/busybox --list | tr '\n' ' ') "
+  for applet in "${_E2E_APPLETS[@]}"; do
+    if [[ $have != *" $applet "* ]]; then
+      _e2e_error "busybox has no $applet applet"
+      return 1
+    fi
+    ln -s busybox "$root/bin/$applet"
+  done
+
+  cp /usr/bin/nc.openbsd /usr/bin/nmap /usr/bin/socat "$root/usr/bin/" || return 1
+  ln -s nc.openbsd "$root/usr/bin/nc"
+  cp -a /usr/share/nmap "$root/usr/share/" || return 1
+
+  local program lib
+  for lib in $(for program in dash nc.openbsd nmap socat; do ldd "/usr/bin/$program"; done |
+    awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u); do
+    mkdir -p "$root$(dirname "$lib")" && cp -L "$lib" "$root$lib" || return 1
+  done
+
+  cp /etc/services /etc/protocols "$root/etc/" || return 1
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+  printf 'passwd: files\ngroup: files\nhosts: files dns\nservices: files\nprotocols: files\n' >"$root/etc/nsswitch.conf"
+  printf '127.0.0.1 localhost\n::1 localhost\n' >"$root/etc/hosts"
+  : >"$root/etc/resolv.conf"
+  : >"$root/etc/hostname"
+}
+
+# Packs WORK/rootfs into WORK/image.tar, an OCI image layout with two images on one
+# uncompressed layer: NAME (command /bin/sh) and the pod sandbox image (sleep infinity).
+# Each image is named by the io.containerd.image.name annotation, which
+# `ctr images import` reads. Fixed owners and times make the layer's digest reproducible.
+_e2e_oci_layout() {
+  local work=$1 name=$2
+  local blobs=$work/layout/blobs/sha256
+  mkdir -p "$blobs" || return 1
+  tar --create --file "$work/layer.tar" --directory "$work/rootfs" \
+    --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 . || return 1
+  local layer
+  layer=$(_e2e_blob "$blobs" <"$work/layer.tar") || return 1
+  rm -f "$work/layer.tar"
+
+  local image cmd manifests=()
+  for image in "$name" "$_E2E_SANDBOX_IMAGE"; do
+    if [ "$image" = "$_E2E_SANDBOX_IMAGE" ]; then cmd='"sleep","infinity"'; else cmd='"/bin/sh"'; fi
+    local config manifest
+    config=$(printf '%s' '{"architecture":"amd64","os":"linux","created":"1970-01-01T00:00:00Z",'\
+'"config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],'\
+'"Cmd":['"$cmd"'],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["'"${layer% *}"'"]}}' |
+      _e2e_blob "$blobs") || return 1
+    manifest=$(printf '%s' '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'\
+'"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"'"${config% *}"'","size":'"${config#* }"'},'\
+'"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"'"${layer% *}"'","size":'"${layer#* }"'}]}' |
+      _e2e_blob "$blobs") || return 1
+    manifests+=('{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"'"${manifest% *}"'",'\
+'"size":'"${manifest#* }"',"platform":{"architecture":"amd64","os":"linux"},'\
+'"annotations":{"io.containerd.image.name":"'"$image"'"}}')
+  done
+  local IFS=,
+  printf '{"schemaVersion":2,"manifests":[%s]}' "${manifests[*]}" >"$work/layout/index.json"
+  printf '{"imageLayoutVersion":"1.0.0"}' >"$work/layout/oci-layout"
+  tar --create --file "$work/image.tar" --directory "$work/layout" oci-layout index.json blobs
+}
+
+# Stores standard input as a blob under BLOBS; prints "sha256:DIGEST SIZE".
+_e2e_blob() {
+  local blobs=$1 tmp digest size
+  tmp=$(mktemp "$blobs/.in.XXXXXX") || return 1
+  cat >"$tmp" || return 1
+  digest=$(sha256sum <"$tmp") || return 1
+  digest=${digest%% *}
+  size=$(stat -c %s "$tmp")
+  mv "$tmp" "$blobs/$digest" && echo "sha256:$digest $size"
+}
