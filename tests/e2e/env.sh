@@ -48,7 +48,7 @@ _E2E_APPLETS=(
   '[' awk basename cat chmod chown cp cut date dd df dirname du echo env expr false find
   grep head hostname id kill ln ls mkdir mkfifo mktemp mv od pidof printf ps pwd readlink
   realpath rm rmdir sed seq setsid sha256sum sleep sort stat tail tee test timeout touch tr
-  true tty uname uniq wc which whoami xargs yes
+  true tty uname uniq wc which whoami xargs yes stty
 )
 
 _e2e_say() { echo "== e2e: $*" >&2; }

@@ -52,6 +52,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(containerd_shim::asynchronous::run::<ExecguardShim>(RUNTIME_ID, None));
+    // The containers' processes are the runc shim's children, not this shim's: reaping
+    // every child here would only steal the exit status of the runc shim commands this
+    // shim runs (ECHILD), and being a subreaper would make it the parent of the
+    // daemonized runc shim.
+    let config = containerd_shim::Config { no_reaper: true, no_sub_reaper: true, ..Default::default() };
+    runtime.block_on(containerd_shim::asynchronous::run::<ExecguardShim>(RUNTIME_ID, Some(config)));
     ExitCode::SUCCESS
 }

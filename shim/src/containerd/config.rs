@@ -1,7 +1,7 @@
 //! The shim's configuration, and what it makes of a container's annotations.
 //!
 //! The file is TOML, `/etc/execguard/config.toml` unless containerd passes another path
-//! (the `ConfigPath` runtime option) or `EXECGUARD_CONFIG` names one. Every key is
+//! (the `ConfigPath` runtime option, which wins) or `EXECGUARD_CONFIG` names one. Every key is
 //! optional; a missing default file means the defaults (the embedded policy in its own
 //! mode, fail-closed after 2 s). Unknown keys are errors: a misspelt `mode` must not leave
 //! a cluster in a mode nobody chose.
@@ -136,11 +136,12 @@ pub enum ConfigError {
 }
 
 impl ShimConfig {
-    /// Reads the configuration: `explicit` (the ConfigPath option) or EXECGUARD_CONFIG
-    /// must exist; the default path may be missing.
+    /// Reads the configuration: `explicit` (the ConfigPath option, most specific), else
+    /// EXECGUARD_CONFIG, else the default path. The first two must exist; the default may
+    /// be missing.
     pub fn load(explicit: Option<&Path>) -> Result<(ShimConfig, String), ConfigError> {
-        let from_env = std::env::var_os(CONFIG_ENV).map(PathBuf::from);
-        let (path, required) = match from_env.or_else(|| explicit.map(Path::to_path_buf)) {
+        let from_env = std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let (path, required) = match explicit.map(Path::to_path_buf).or(from_env) {
             Some(path) => (path, true),
             None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
         };

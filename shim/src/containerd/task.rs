@@ -48,7 +48,8 @@ struct State {
 
 pub struct ExecguardTask {
     flags: ShimFlags,
-    delegate: OnceCell<TaskClient>,
+    /// The runc shim's client and its socket address.
+    delegate: OnceCell<(TaskClient, String)>,
     supervision: OnceCell<Supervision>,
     state: Mutex<State>,
     exit: Arc<ExitSignal>,
@@ -140,14 +141,15 @@ impl ExecguardTask {
                 let client = ttrpc::r#async::Client::connect(&address)
                     .await
                     .map_err(|e| internal(format!("cannot connect to the runc shim at {address}: {e}")))?;
-                Ok(TaskClient::new(client))
+                Ok((TaskClient::new(client), address))
             })
             .await
+            .map(|(client, _)| client)
     }
 
     /// The delegate for RPCs other than Create, which always comes first.
     fn running_delegate(&self) -> ttrpc::Result<&TaskClient> {
-        self.delegate.get().ok_or_else(|| {
+        self.delegate.get().map(|(client, _)| client).ok_or_else(|| {
             ttrpc::Error::RpcStatus(ttrpc::get_status(
                 ttrpc::Code::FAILED_PRECONDITION,
                 "no container was created".to_string(),
@@ -309,7 +311,7 @@ task_service! {
     }
 
     async fn shutdown(&self, ctx: &TtrpcContext, req: ShutdownRequest) -> ttrpc::Result<Empty> {
-        if let Some(delegate) = self.delegate.get() {
+        if let Some((delegate, _)) = self.delegate.get() {
             // The runc shim exits once it has no container left; a closed connection
             // afterwards is expected.
             if let Err(error) = delegate.shutdown(context(ctx), &req).await {
@@ -318,6 +320,14 @@ task_service! {
         }
         if self.state().containers.is_empty() {
             tracing::info!("no container left: exiting");
+            // The runc shim removes the socket named in the bundle's address file, which
+            // names this shim: its own socket is this shim's to remove.
+            if let Some((_, address)) = self.delegate.get() {
+                let path = address.trim_start_matches("unix://");
+                if let Err(error) = std::fs::remove_file(path) {
+                    tracing::debug!(%error, path, "runc shim socket");
+                }
+            }
             self.exit.signal();
         }
         Ok(Empty::new())

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# End-to-end tests of containerd-shim-execguard-v2 against a private containerd and runc
+# from Debian (tests/e2e/env.sh), with real containers of the test image (dash, busybox
+# applets, Debian's nc, nmap and socat). Needs root and the binaries built in
+# target/debug. Prints one line per check and "N passed, M failed"; exits non-zero if any
+# check failed or could not run.
+set -Euo pipefail
+cd "$(dirname "$0")/../.."
+# shellcheck source=env.sh
+. tests/e2e/env.sh
+
+passed=0
+failed=0
+# check NAME COMMAND...: runs COMMAND, counts it.
+check() {
+  local name=$1
+  shift
+  if "$@"; then
+    echo "ok   $name"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $name"
+    failed=$((failed + 1))
+  fi
+}
+# contains TEXT WANTED: TEXT has WANTED in it (and says what it had when not).
+contains() {
+  if [[ $1 == *"$2"* ]]; then return 0; fi
+  echo "     wanted \"$2\" in: ${1:0:600}" >&2
+  return 1
+}
+lacks() {
+  if [[ $1 != *"$2"* ]]; then return 0; fi
+  echo "     did not want \"$2\" in: ${1:0:600}" >&2
+  return 1
+}
+# alerts_for CONTAINER: the alert records of one container.
+alerts_for() { grep -F "\"id\":\"$1\"" "$alerts" || true; }
+count() { if [ -z "$1" ]; then echo 0; else printf '%s\n' "$1" | wc -l; fi; }
+
+for binary in target/debug/containerd-shim-execguard-v2 target/debug/execguard; do
+  [ -x "$binary" ] || { echo "!! $binary is missing: build it first (cargo build --workspace)" >&2; exit 1; }
+done
+
+e2e_install
+work=$(mktemp -d /tmp/execguard-e2e.XXXXXX)
+trap 'e2e_stop; rm -rf "$work"' EXIT
+alerts=$work/alerts.jsonl
+export EXECGUARD_CONFIG=$work/config.toml
+# Every attempt is written (no repeat window), so that records can be counted.
+printf 'repeat_window_secs = 0\n[alerts]\nfile = "%s"\n' "$alerts" > "$EXECGUARD_CONFIG"
+PATH=$PWD/target/debug:$PATH e2e_start "$work/containerd" || exit 1
+e2e_build_image execguard.test/e2e:latest || exit 1
+run() { ectr run --rm --runtime io.containerd.execguard.v2 "$@"; }
+tools='nc -w1 127.0.0.2 9; echo nc=$?; nmap --version >/dev/null; echo nmap=$?; socat -V >/dev/null; echo socat=$?'
+
+echo "== enforce (the default policy's mode)"
+out=$(run "$E2E_IMAGE" enforce1 sh -c "ls / >/dev/null && echo ls=ok; cat /etc/passwd >/dev/null && echo cat=ok; $tools" 2>&1)
+check "ls and cat work" contains "$out" $'ls=ok\ncat=ok'
+check "nc fails from the entrypoint" contains "$out" "nc: Operation not permitted"
+for tool in nc nmap socat; do check "$tool is refused (126)" contains "$out" "$tool=126"; done
+records=$(alerts_for enforce1)
+check "one alert record per attempt" test "$(count "$records")" -eq 3
+check "records carry the path, args and parent" contains "$records" '"executable":"/usr/bin/nc.openbsd","name":"nc","args":["nc","-w1","127.0.0.2","9"]'
+check "records name the parent shell" contains "$records" '"parent":{"executable":"/bin/dash"'
+check "records are blocks by the policy" contains "$records" '"decision":"block","rule":{"id":"falco.launch_suspicious_network_tool"'
+
+echo "== exec sessions"
+# A shell as PID 1 that ends on SIGTERM with its own status (PID 1 gets no default
+# signal handling).
+ectr run -d --runtime io.containerd.execguard.v2 "$E2E_IMAGE" long \
+  sh -c 'trap "exit 42" TERM; while true; do sleep 0.2; done' >/dev/null
+out=$(ectr task exec --exec-id s1 long sh -c "ls / >/dev/null && echo ls=ok; $tools" 2>&1)
+check "an exec session without a tty is supervised" contains "$out" "ls=ok"
+for tool in nc nmap socat; do check "$tool is refused in the session" contains "$out" "$tool=126"; done
+tty_out=$(CONTAINERD_ADDRESS=$E2E_ADDRESS CONTAINERD_NAMESPACE=$E2E_NAMESPACE script -qec \
+  "stty rows 41 cols 101; ctr task exec -t --exec-id s2 long sh -c 'sleep 1; stty size; nc -w1 127.0.0.2 9; echo nc=\$?'" /dev/null 2>&1 | tr -d '\r')
+check "an exec session with a tty gets its size (resize_pty)" contains "$tty_out" "41 101"
+check "an exec session with a tty is supervised" contains "$tty_out" "nc=126"
+check "the tty session's alert says interactive" contains "$(alerts_for long)" '"interactive":true'
+check "ctr task ps lists the container's processes" contains "$(ectr task ps long 2>&1)" "PID"
+check "ctr task metrics answers" contains "$(ectr task metrics long 2>&1)" "memory"
+ectr task pause long
+check "pause" contains "$(ectr task ls 2>&1)" "PAUSED"
+ectr task resume long
+check "resume" contains "$(ectr task ls 2>&1 | grep long)" "RUNNING"
+ectr task kill -s TERM long
+for _ in $(seq 50); do [[ $(ectr task ls 2>&1 | grep long) == *STOPPED* ]] && break; sleep 0.1; done
+check "kill with a signal stops the task" contains "$(ectr task ls 2>&1 | grep long)" "STOPPED"
+ectr task delete long >/dev/null 2>&1
+ectr container delete long
+check "delete removes the container" lacks "$(ectr container ls -q 2>&1)" "long"
+
+echo "== exit codes"
+run "$E2E_IMAGE" exit3 sh -c 'exit 3'
+check "a container's exit code comes through" test $? -eq 3
+
+echo "== monitor mode (annotation)"
+out=$(run --annotation execguard.dev/mode=monitor "$E2E_IMAGE" monitor1 sh -c "$tools" 2>&1)
+check "the tools run in monitor mode" contains "$out" $'nc=1\nnmap=0\nsocat=0'
+records=$(alerts_for monitor1)
+check "and are alerted" test "$(count "$records")" -eq 3
+check "as alerts that say enforce would block" contains "$records" "enforce mode would block"
+
+echo "== mode off (annotation)"
+out=$(run --annotation execguard.dev/mode=off "$E2E_IMAGE" off1 sh -c "$tools" 2>&1)
+check "mode off runs the tools unsupervised" contains "$out" $'nc=1\nnmap=0'
+check "and reports nothing" test "$(count "$(alerts_for off1)")" -eq 0
+
+echo "== a bad annotation fails Create with its name"
+out=$(run --annotation execguard.dev/mode=loud "$E2E_IMAGE" bad1 true 2>&1)
+check "the error names the annotation" contains "$out" 'execguard.dev/mode="loud"'
+
+echo "== a container with its own seccomp profile keeps it"
+cat > "$work/profile.json" <<'JSON'
+{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+ "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"},
+              {"names": ["execve", "execveat", "read"], "action": "SCMP_ACT_ALLOW"}]}
+JSON
+out=$(run --seccomp --seccomp-profile "$work/profile.json" "$E2E_IMAGE" profile1 sh -c "mkdir /x; echo mkdir=\$?; $tools" 2>&1)
+check "the profile still denies mkdir" contains "$out" "mkdir=1"
+check "its ALLOW rule for execve does not bypass the supervisor" contains "$out" "nc=126"
+out=$(run "$E2E_IMAGE" noprofile1 sh -c 'mkdir /x; echo mkdir=$?' 2>&1)
+check "without the profile mkdir works (the check above means something)" contains "$out" "mkdir=0"
+
+echo "== the ConfigPath runtime option"
+printf 'mode = "monitor"\n[alerts]\nfile = "%s"\n' "$work/other-alerts.jsonl" > "$work/other.toml"
+out=$(run --runtime-config-path "$work/other.toml" "$E2E_IMAGE" configpath1 sh -c "$tools" 2>&1)
+check "ConfigPath's file applies" contains "$(cat "$work/other-alerts.jsonl" 2>/dev/null)" '"id":"configpath1"'
+
+echo "== nothing is left behind"
+# Every container is deleted by now: the shims must have exited by themselves.
+shims() { pgrep -f "containerd-shim-execguard-v2 -namespace $E2E_NAMESPACE" || true; }
+for _ in $(seq 50); do [ -z "$(shims)" ] && break; sleep 0.1; done
+check "every execguard shim exited by itself" test -z "$(shims)"
+check "no agent socket is left" test -z "$(ls /run/execguard 2>/dev/null)"
+leftover_sockets() {
+  local id
+  for id in enforce1 long exit3 monitor1 off1 profile1 noprofile1 configpath1; do
+    for key in "$id" "$id-execguard"; do
+      local hash
+      hash=$(printf '%s' "$E2E_ADDRESS/$E2E_NAMESPACE/$key" | sha256sum | cut -d' ' -f1)
+      [ -e "/run/containerd/s/$hash" ] && echo "$key"
+    done
+  done
+  return 0
+}
+left=$(leftover_sockets)
+check "no shim socket is left" test -z "$left"
+[ -n "$left" ] && echo "     left: $left"
+e2e_stop
+trap 'rm -rf "$work"' EXIT
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
