@@ -91,6 +91,14 @@ ectr task delete long >/dev/null 2>&1
 ectr container delete long
 check "delete removes the container" lacks "$(ectr container ls -q 2>&1)" "long"
 
+echo "== files added after the container started (in_image)"
+out=$(run "$E2E_IMAGE" added1 sh -c 'cp /bin/dash /usr/bin/newtool && /usr/bin/newtool -c true; echo newtool=$?' 2>&1)
+check "a new binary runs (the default policy alerts on it)" contains "$out" "newtool=0"
+records=$(alerts_for added1)
+check "and is reported as not in the image" contains "$records" '"in_image":false'
+check "by Falco's drop-and-execute rule" contains "$records" '"decision":"alert","rule":{"id":"falco.drop_and_execute_new_binary"'
+check "files of the image are in the image" contains "$(alerts_for enforce1)" '"in_image":true'
+
 echo "== exit codes"
 run "$E2E_IMAGE" exit3 sh -c 'exit 3'
 check "a container's exit code comes through" test $? -eq 3
@@ -128,6 +136,10 @@ printf 'mode = "monitor"\n[alerts]\nfile = "%s"\n' "$work/other-alerts.jsonl" > 
 out=$(run --runtime-config-path "$work/other.toml" "$E2E_IMAGE" configpath1 sh -c "$tools" 2>&1)
 check "ConfigPath's file applies" contains "$(cat "$work/other-alerts.jsonl" 2>/dev/null)" '"id":"configpath1"'
 
+printf 'mdoe = "monitor"\n' > "$work/broken.toml"
+out=$(run --runtime-config-path "$work/broken.toml" "$E2E_IMAGE" broken1 true 2>&1)
+check "a broken configuration fails Create naming its file and place" contains "$out" "$work/broken.toml:1:1: unknown field \`mdoe\`"
+
 echo "== nothing is left behind"
 # Every container is deleted by now: the shims must have exited by themselves.
 shims() { pgrep -f "containerd-shim-execguard-v2 -namespace $E2E_NAMESPACE" || true; }
@@ -136,7 +148,7 @@ check "every execguard shim exited by itself" test -z "$(shims)"
 check "no agent socket is left" test -z "$(ls /run/execguard 2>/dev/null)"
 leftover_sockets() {
   local id
-  for id in enforce1 long exit3 monitor1 off1 profile1 noprofile1 configpath1; do
+  for id in enforce1 long added1 exit3 monitor1 off1 bad1 profile1 noprofile1 configpath1 broken1; do
     for key in "$id" "$id-execguard"; do
       local hash
       hash=$(printf '%s' "$E2E_ADDRESS/$E2E_NAMESPACE/$key" | sha256sum | cut -d' ' -f1)

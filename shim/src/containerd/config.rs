@@ -159,7 +159,14 @@ impl ShimConfig {
 
     pub fn parse(text: &str, path: &str) -> Result<ShimConfig, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid { path: path.to_string(), message };
-        let config: ShimConfig = toml::from_str(text).map_err(|e| invalid(e.to_string().trim().to_string()))?;
+        let config: ShimConfig = toml::from_str(text).map_err(|error| {
+            // FILE:LINE:COLUMN: message, like the policy's errors.
+            let offset = error.span().map_or(0, |span| span.start);
+            let before = text.get(..offset).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            ConfigError::Invalid { path: format!("{path}:{line}:{column}"), message: error.message().to_string() }
+        })?;
         config.fail_action().map_err(invalid)?;
         Ok(config)
     }
@@ -271,8 +278,7 @@ mod tests {
     #[test]
     fn bad_files_name_themselves_and_the_place() {
         let error = ShimConfig::parse("mdoe = \"enforce\"\n", "/etc/execguard/config.toml").unwrap_err().to_string();
-        assert!(error.starts_with("/etc/execguard/config.toml: "), "{error}");
-        assert!(error.contains("mdoe") && error.contains("line 1"), "{error}");
+        assert!(error.starts_with("/etc/execguard/config.toml:1:1: unknown field `mdoe`"), "{error}");
         let error = ShimConfig::parse("fail = \"sometimes\"\n", "c.toml").unwrap_err().to_string();
         assert!(error.contains("unknown fail action"), "{error}");
         let error = ShimConfig::parse("mode = \"loud\"\n", "c.toml").unwrap_err().to_string();
