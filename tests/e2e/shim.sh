@@ -38,7 +38,8 @@ lacks() {
 alerts_for() { grep -F "\"id\":\"$1\"" "$alerts" || true; }
 count() { if [ -z "$1" ]; then echo 0; else printf '%s\n' "$1" | wc -l; fi; }
 
-for binary in target/debug/containerd-shim-execguard-v2 target/debug/execguard; do
+bin_dir=${CARGO_TARGET_DIR:-target}/debug
+for binary in "$bin_dir/containerd-shim-execguard-v2" "$bin_dir/execguard"; do
   [ -x "$binary" ] || { echo "!! $binary is missing: build it first (cargo build --workspace)" >&2; exit 1; }
 done
 
@@ -49,7 +50,7 @@ alerts=$work/alerts.jsonl
 export EXECGUARD_CONFIG=$work/config.toml
 # Every attempt is written (no repeat window), so that records can be counted.
 printf 'repeat_window_secs = 0\n[alerts]\nfile = "%s"\n' "$alerts" > "$EXECGUARD_CONFIG"
-PATH=$PWD/target/debug:$PATH e2e_start "$work/containerd" || exit 1
+PATH=$(realpath "${CARGO_TARGET_DIR:-target}")/debug:$PATH e2e_start "$work/containerd" || exit 1
 e2e_build_image execguard.test/e2e:latest || exit 1
 run() { ectr run --rm --runtime io.containerd.execguard.v2 "$@"; }
 tools='nc -w1 127.0.0.2 9; echo nc=$?; nmap --version >/dev/null; echo nmap=$?; socat -V >/dev/null; echo socat=$?'
