@@ -137,6 +137,28 @@ printf 'mode = "monitor"\n[alerts]\nfile = "%s"\n' "$work/other-alerts.jsonl" > 
 out=$(run --runtime-config-path "$work/other.toml" "$E2E_IMAGE" configpath1 sh -c "$tools" 2>&1)
 check "ConfigPath's file applies" contains "$(cat "$work/other-alerts.jsonl" 2>/dev/null)" '"id":"configpath1"'
 
+echo "== policy hot reload"
+cp config/policy.toml "$work/live-policy.toml"
+printf 'policy = "%s"\n[alerts]\nfile = "%s"\n' "$work/live-policy.toml" "$work/live-alerts.jsonl" > "$work/live.toml"
+ectr run -d --runtime io.containerd.execguard.v2 --runtime-config-path "$work/live.toml" "$E2E_IMAGE" reload1 \
+  sh -c 'trap "exit 0" TERM; while true; do sleep 0.2; done' >/dev/null
+nc_in_reload1() { ectr task exec --exec-id "n$RANDOM" reload1 sh -c 'nc -w1 127.0.0.2 9; echo nc=$?' 2>&1; }
+check "the policy file in force blocks nc" contains "$(nc_in_reload1)" "nc=126"
+sed -i 's/^mode = "enforce"$/mode = "monitor"/' "$work/live-policy.toml"
+start=$(date +%s%N)
+until [[ $(nc_in_reload1) == *nc=1* ]] || [ $(($(date +%s%N) - start)) -gt 6000000000 ]; do sleep 0.2; done
+took_ms=$((($(date +%s%N) - start) / 1000000))
+echo "     the changed policy applied after $took_ms ms"
+check "a changed policy file applies within 5 seconds, without a restart" test "$took_ms" -le 5000
+echo 'this is not = [a policy' >> "$work/live-policy.toml"
+sleep 3
+check "a broken policy is rejected with its place in the log" grep -qa "not reloaded.*live-policy.toml:" "$E2E_DIR/containerd.log"
+check "and the last good policy stays in force" contains "$(nc_in_reload1)" "nc=1"
+ectr task kill -s KILL reload1 >/dev/null 2>&1
+for _ in $(seq 50); do [[ $(ectr task ls 2>&1 | grep reload1) == *STOPPED* ]] && break; sleep 0.1; done
+ectr task delete reload1 >/dev/null 2>&1
+ectr container delete reload1 >/dev/null 2>&1
+
 printf 'mdoe = "monitor"\n' > "$work/broken.toml"
 out=$(run --runtime-config-path "$work/broken.toml" "$E2E_IMAGE" broken1 true 2>&1)
 check "a broken configuration fails Create naming its file and place" contains "$out" "$work/broken.toml:1:1: unknown field \`mdoe\`"
@@ -149,7 +171,7 @@ check "every execguard shim exited by itself" test -z "$(shims)"
 check "no agent socket is left" test -z "$(ls /run/execguard 2>/dev/null)"
 leftover_sockets() {
   local id
-  for id in enforce1 long added1 exit3 monitor1 off1 bad1 profile1 noprofile1 configpath1 broken1; do
+  for id in enforce1 long added1 exit3 monitor1 off1 bad1 profile1 noprofile1 configpath1 reload1 broken1; do
     for key in "$id" "$id-execguard"; do
       local hash
       hash=$(printf '%s' "$E2E_ADDRESS/$E2E_NAMESPACE/$key" | sha256sum | cut -d' ' -f1)

@@ -67,7 +67,7 @@ impl Agent {
         }
         let listener = UnixListener::bind(path)?;
         let facts = Arc::new(facts);
-        let span = tracing::info_span!("agent", container = %facts.id);
+        let span = tracing::debug_span!("agent", container = %facts.id);
         let accepting = tokio::spawn(tracing::Instrument::instrument(
             async move {
                 loop {

@@ -13,6 +13,7 @@
 pub mod agent;
 pub mod config;
 pub mod delegate;
+pub mod reload;
 pub mod spec;
 pub mod task;
 

@@ -19,6 +19,7 @@ use tokio::sync::OnceCell;
 use super::agent::{Agent, ContainerFacts};
 use super::config::{Selection, ShimConfig};
 use super::delegate::{self, ShimFlags};
+use super::reload::Reloader;
 use super::spec::{self, SpecPatch};
 use crate::alerts;
 use crate::supervisor::{self, PolicySlot, Supervisor};
@@ -33,6 +34,7 @@ const RUNC_OPTIONS_TYPE: &str = "containerd.runc.v1.Options";
 /// What the shim runs for all containers of its pod.
 struct Supervision {
     supervisor: Arc<Supervisor>,
+    reloader: Arc<Reloader>,
     /// Alerts are written by a thread of their own; it lives as long as the shim.
     _writer: std::thread::JoinHandle<()>,
 }
@@ -182,12 +184,20 @@ impl ExecguardTask {
             ..supervisor::Config::default()
         };
         let supervisor = Supervisor::new(supervisor_config, sender).map_err(|e| e.to_string())?;
+        let reloader = Arc::new(Reloader::default());
         // Two Creates at once: the second's supervisor is dropped unused.
-        let _ = self.supervision.set(Supervision { supervisor, _writer: writer });
+        if self.supervision.set(Supervision { supervisor, reloader: reloader.clone(), _writer: writer }).is_ok() {
+            tokio::spawn(reloader.run());
+        }
         self.supervision.get().ok_or_else(|| "supervisor not set".to_string())
     }
 
-    fn policy_slot(&self, config: &ShimConfig, selection: &Selection) -> Result<Arc<PolicySlot>, String> {
+    fn policy_slot(
+        &self,
+        config: &ShimConfig,
+        selection: &Selection,
+        reloader: &Reloader,
+    ) -> Result<Arc<PolicySlot>, String> {
         if let Some(slot) = self.state().policies.get(selection) {
             return Ok(slot.clone());
         }
@@ -209,6 +219,9 @@ impl ExecguardTask {
             None => policy,
         };
         let slot = PolicySlot::new(policy);
+        if let Some(file) = selection.policy.clone().or_else(|| config.policy.clone()) {
+            reloader.watch(file, selection.mode, slot.clone());
+        }
         self.state().policies.insert(selection.clone(), slot.clone());
         Ok(slot)
     }
@@ -239,15 +252,19 @@ impl ExecguardTask {
             tracing::info!(container = %req.id, "execguard mode off: the container runs without a filter");
             return Ok(None);
         };
-        let supervisor = self.supervision(&config)?.supervisor.clone();
-        let slot = self.policy_slot(&config, &selection)?;
+        let supervision = self.supervision(&config)?;
+        let supervisor = supervision.supervisor.clone();
+        let slot = self.policy_slot(&config, &selection, &supervision.reloader)?;
         let path = agent_path(&self.flags.namespace, &req.id);
         let facts = ContainerFacts { id: req.id.clone(), image: None, upper_dir: upper_dir(&req.rootfs) };
         let agent = Agent::listen(&path, facts, supervisor, slot)
             .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
         let patch = SpecPatch { listener_path: path.display().to_string(), listener_metadata: req.id.clone() };
         patch.apply_to_bundle(bundle).map_err(|e| e.to_string())?;
-        tracing::info!(container = %req.id, mode = ?selection.mode, policy = ?selection.policy, "execs will be supervised");
+        let mode = selection.mode.map_or_else(|| "the policy's".to_string(), |m| m.to_string());
+        let policy =
+            selection.policy.as_ref().or(config.policy.as_ref()).map_or("embedded".into(), |p| p.display().to_string());
+        tracing::info!(container = %req.id, %mode, %policy, "execs will be supervised");
         Ok(Some(agent))
     }
 }

@@ -197,7 +197,7 @@ impl Supervisor {
             identities: Mutex::new(Identities::default()),
         });
         let container = filter.scope.container.as_ref().and_then(|c| c.id.clone()).unwrap_or_default();
-        let span = tracing::info_span!("filter", container = %container);
+        let span = tracing::debug_span!("filter", container = %container);
         Ok(tokio::spawn(self.clone().serve(filter).instrument(span)))
     }
 
