@@ -6,5 +6,6 @@
 pub mod alerts;
 pub mod containerd;
 pub mod eval;
+pub mod install;
 pub mod run;
 pub mod supervisor;

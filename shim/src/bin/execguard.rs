@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use execguard_policy::{Mode, Policy, PolicyErrors, DEFAULT_POLICY_ORIGIN};
 use execguard_shim::eval::eval_lines;
+use execguard_shim::install::{self, InstallOptions};
 use execguard_shim::run::{run, RunOptions};
 use execguard_shim::supervisor::{Config, FailAction};
 
@@ -26,6 +27,12 @@ enum Command {
     /// Check a policy, or try it on recorded exec events before enforcing it.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Register execguard with containerd (see `execguard install containerd --help`).
+    #[command(subcommand)]
+    Install(InstallCommand),
+    /// Undo `execguard install`.
+    #[command(subcommand)]
+    Uninstall(InstallCommand),
     /// Run a command with every exec of its process tree supervised: each one is decided
     /// by the policy, alerts and blocks are written as JSON lines (the exec event plus the
     /// decision), and execguard exits with the command's status (128+N when a signal N
@@ -82,6 +89,62 @@ enum PolicyCommand {
         /// The events; "-" or nothing reads standard input.
         events: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum InstallCommand {
+    /// Register the runtime io.containerd.execguard.v2 with containerd's CRI plugin: a
+    /// drop-in with the CRI plugin's complete effective table plus the runtime (containerd
+    /// 1.6/1.7 replace a plugin's whole table with an imported one), the drop-in added to
+    /// the main config's imports (comments and order kept, a backup written first), the
+    /// shim copied to --shim-dir, and execguard's config.toml and policy.toml created when
+    /// missing. Idempotent; refuses files it cannot parse; checks the result with
+    /// `containerd config dump` and puts the old files back if it is wrong. Config
+    /// versions 2 (containerd 1.x) and 3 (2.x). Restart containerd afterwards.
+    Containerd(InstallArgs),
+}
+
+#[derive(clap::Args)]
+struct InstallArgs {
+    /// containerd's main configuration.
+    #[arg(long, default_value = execguard_shim::install::DEFAULT_CONTAINERD_CONFIG)]
+    config: PathBuf,
+    /// The drop-in file execguard owns.
+    #[arg(long, default_value = execguard_shim::install::DEFAULT_DROP_IN)]
+    drop_in: PathBuf,
+    /// The runtime's name: a RuntimeClass's handler.
+    #[arg(long, default_value = "execguard")]
+    runtime_name: String,
+    /// Where containerd-shim-execguard-v2 is installed.
+    #[arg(long, default_value = "/usr/local/bin")]
+    shim_dir: PathBuf,
+    /// Where execguard's config.toml and policy.toml live.
+    #[arg(long, default_value = "/etc/execguard")]
+    execguard_dir: PathBuf,
+    /// Make execguard the CRI plugin's default runtime (every pod without a RuntimeClass).
+    #[arg(long)]
+    set_as_default: bool,
+    /// Print the changes as a diff and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// The containerd binary to ask for its effective configuration.
+    #[arg(long, default_value = "containerd")]
+    containerd: PathBuf,
+}
+
+impl InstallArgs {
+    fn options(self) -> InstallOptions {
+        InstallOptions {
+            config: self.config,
+            drop_in: self.drop_in,
+            runtime_name: self.runtime_name,
+            shim_dir: self.shim_dir,
+            execguard_dir: self.execguard_dir,
+            set_as_default: self.set_as_default,
+            dry_run: self.dry_run,
+            containerd: self.containerd,
+        }
+    }
 }
 
 fn parse_mode(text: &str) -> Result<Mode, String> {
@@ -194,6 +257,16 @@ fn supervised_run(
     }
 }
 
+fn installed(result: Result<(), install::InstallError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("execguard: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EXECGUARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -207,6 +280,12 @@ fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Check { file }) => check(file.as_deref()),
         Command::Policy(PolicyCommand::Eval { policy, mode, events }) => {
             eval(policy.as_deref(), mode, events.as_deref())
+        }
+        Command::Install(InstallCommand::Containerd(args)) => {
+            installed(install::install(&args.options(), &mut io::stdout()))
+        }
+        Command::Uninstall(InstallCommand::Containerd(args)) => {
+            installed(install::uninstall(&args.options(), &mut io::stdout()))
         }
         Command::Run { policy, mode, alerts, deadline_ms, fail, repeat_window_secs, command } => {
             let config =
