@@ -490,6 +490,19 @@ fn write_binary(source: &Path, target: &Path) -> Result<(), InstallError> {
 mod tests {
     use super::*;
 
+    fn defaults() -> InstallOptions {
+        InstallOptions {
+            config: DEFAULT_CONTAINERD_CONFIG.into(),
+            drop_in: DEFAULT_DROP_IN.into(),
+            runtime_name: "execguard".into(),
+            shim_dir: "/usr/local/bin".into(),
+            execguard_dir: "/etc/execguard".into(),
+            set_as_default: false,
+            dry_run: true,
+            containerd: "containerd".into(),
+        }
+    }
+
     fn string_array(items: &[&str]) -> Array {
         items.iter().copied().collect()
     }
@@ -505,16 +518,7 @@ mod tests {
 
     #[test]
     fn version_3_registers_the_runtime_under_the_cri_runtime_plugin() {
-        let options = InstallOptions {
-            config: "/etc/containerd/config.toml".into(),
-            drop_in: DEFAULT_DROP_IN.into(),
-            runtime_name: "execguard".into(),
-            shim_dir: "/usr/local/bin".into(),
-            execguard_dir: "/etc/execguard".into(),
-            set_as_default: false,
-            dry_run: true,
-            containerd: "containerd".into(),
-        };
+        let options = defaults();
         let effective: DocumentMut = "version = 3
 [plugins.\"io.containerd.cri.v1.runtime\".containerd]
 default_runtime_name = \"runc\"
@@ -529,16 +533,7 @@ default_runtime_name = \"runc\"
 
     #[test]
     fn the_main_file_keeps_its_comments_and_order() {
-        let options = InstallOptions {
-            config: "/etc/containerd/config.toml".into(),
-            drop_in: DEFAULT_DROP_IN.into(),
-            runtime_name: "execguard".into(),
-            shim_dir: "/usr/local/bin".into(),
-            execguard_dir: "/etc/execguard".into(),
-            set_as_default: false,
-            dry_run: true,
-            containerd: "containerd".into(),
-        };
+        let options = defaults();
         let original = "# my containerd\nversion = 2\nroot = \"/var/lib/containerd\" # where\n\n[grpc]\n  address = \"/run/c.sock\"\n";
         let (text, version) = main_text(&options, Some(original)).unwrap();
         assert_eq!(version, 2);

@@ -162,6 +162,19 @@ fn load_policy(path: Option<&Path>) -> Result<Policy, PolicyErrors> {
     }
 }
 
+/// The policy to decide with, in `mode` when one is given; on errors, prints them and
+/// gives the exit code.
+fn policy_in_mode(path: Option<&Path>, mode: Option<Mode>) -> Result<Policy, ExitCode> {
+    let policy = load_policy(path).map_err(|errors| {
+        eprintln!("{errors}");
+        ExitCode::from(2)
+    })?;
+    Ok(match mode {
+        Some(mode) => policy.with_mode(mode),
+        None => policy,
+    })
+}
+
 fn check(file: Option<&Path>) -> ExitCode {
     let origin = file.map_or_else(|| DEFAULT_POLICY_ORIGIN.to_string(), |p| p.display().to_string());
     match load_policy(file) {
@@ -178,16 +191,9 @@ fn check(file: Option<&Path>) -> ExitCode {
 }
 
 fn eval(policy: Option<&Path>, mode: Option<Mode>, events: Option<&Path>) -> ExitCode {
-    let policy = match load_policy(policy) {
+    let policy = match policy_in_mode(policy, mode) {
         Ok(policy) => policy,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::from(2);
-        }
-    };
-    let policy = match mode {
-        Some(mode) => policy.with_mode(mode),
-        None => policy,
+        Err(code) => return code,
     };
     let stdout = io::stdout().lock();
     let result = match events {
@@ -227,16 +233,9 @@ fn supervised_run(
     repeat_window: Duration,
     command: Vec<OsString>,
 ) -> ExitCode {
-    let policy = match load_policy(policy) {
+    let policy = match policy_in_mode(policy, mode) {
         Ok(policy) => policy,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::from(2);
-        }
-    };
-    let policy = match mode {
-        Some(mode) => policy.with_mode(mode),
-        None => policy,
+        Err(code) => return code,
     };
     let alerts: Box<dyn Write + Send> = match alerts {
         None => Box::new(io::stderr()),

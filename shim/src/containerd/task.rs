@@ -202,18 +202,9 @@ impl ExecguardTask {
             return Ok(slot.clone());
         }
         let policy = match &selection.policy {
-            Some(path) => execguard_policy::Policy::load(path),
-            None => config.base_policy().map_err(|e| match e {
-                super::config::ConfigError::Policy(errors) => errors,
-                other => execguard_policy::PolicyErrors(vec![execguard_policy::PolicyError {
-                    origin: "config".into(),
-                    position: None,
-                    message: other.to_string(),
-                    hint: None,
-                }]),
-            }),
-        }
-        .map_err(|errors| errors.to_string())?;
+            Some(path) => execguard_policy::Policy::load(path).map_err(|errors| errors.to_string()),
+            None => config.base_policy().map_err(|error| error.to_string()),
+        }?;
         let policy = match selection.mode {
             Some(mode) => policy.with_mode(mode),
             None => policy,

@@ -388,6 +388,19 @@ pub fn holds_cap_sys_admin() -> bool {
         .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
 }
 
+/// A msghdr over one iovec, with `control` as room for one fd of ancillary data. The
+/// caller keeps both alive for as long as the msghdr is used.
+fn one_fd_message(iov: &mut libc::iovec, control: &mut OneFdControl) -> libc::msghdr {
+    // SAFETY: msghdr is plain data, for which all zeroes (null pointers, zero lengths) is
+    // a valid value.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ptr::addr_of_mut!(*control).cast();
+    msg.msg_controllen = ONE_FD_SPACE as _;
+    msg
+}
+
 /// Room for one SCM_RIGHTS message carrying one fd, aligned for `cmsghdr`.
 #[repr(C)]
 union OneFdControl {
@@ -413,13 +426,7 @@ pub fn send_with_fd(sock: BorrowedFd<'_>, bytes: &[u8], fd: BorrowedFd<'_>) -> i
     // sendmsg only reads through iov_base; the pointer is mut by the C declaration.
     let mut iov = libc::iovec { iov_base: bytes.as_ptr().cast_mut().cast(), iov_len: bytes.len() };
     let mut control = OneFdControl { bytes: [0; ONE_FD_SPACE] };
-    // SAFETY: msghdr is plain data, for which all zeroes (null pointers, zero lengths) is
-    // a valid value.
-    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = ptr::addr_of_mut!(control).cast();
-    msg.msg_controllen = ONE_FD_SPACE as _;
+    let msg = one_fd_message(&mut iov, &mut control);
     // SAFETY: msg_control points at ONE_FD_SPACE bytes aligned for cmsghdr, enough for the
     // header and one fd, so the first header and its data lie inside the buffer.
     unsafe {
@@ -464,12 +471,7 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 pub fn recv_with_fd(sock: BorrowedFd<'_>, buffer: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
     let mut iov = libc::iovec { iov_base: buffer.as_mut_ptr().cast(), iov_len: buffer.len() };
     let mut control = OneFdControl { bytes: [0; ONE_FD_SPACE] };
-    // SAFETY: as in send_fd, all zeroes is a valid msghdr.
-    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = ptr::addr_of_mut!(control).cast();
-    msg.msg_controllen = ONE_FD_SPACE as _;
+    let mut msg = one_fd_message(&mut iov, &mut control);
     let received = loop {
         // SAFETY: `msg` points at live, writable buffers of the lengths it states.
         let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
