@@ -3,8 +3,8 @@
 //!
 //! What it changes:
 //! - a drop-in (default `/etc/containerd/conf.d/99-execguard.toml`) with the CRI plugin's
-//!   table and, in it, the runtime: `runtime_type = "io.containerd.execguard.v2"`, the path
-//!   of the shim, `pod_annotations = ["execguard.dev/*"]` (CRI passes pod annotations to a
+//!   table and, in it, the runtime: `runtime_type = "io.containerd.execguard.v2"`,
+//!   `pod_annotations = ["execguard.dev/*"]` (CRI passes pod annotations to a
 //!   runtime only when they match) and the `ConfigPath` option;
 //! - the main config's `imports`, when it does not import the drop-in yet, edited as a TOML
 //!   document: comments, order and everything else stay as the user wrote them. A backup is
@@ -136,8 +136,10 @@ fn drop_in_text(options: &InstallOptions, version: i64, plugin: &str, effective:
     let runtimes = table_mut(containerd, "runtimes");
     let previous = runtimes.remove(&options.runtime_name);
     let runtime = table_mut(runtimes, &options.runtime_name);
+    // No runtime_path: containerd 1.6 ignores it for CRI (containerd issue 8207) and 2.x
+    // forgets it when it reloads a pod's shim (issue 10811). containerd finds the shim on
+    // its PATH, which is why --shim-dir defaults to /usr/local/bin.
     runtime.insert("runtime_type", value(RUNTIME_ID));
-    runtime.insert("runtime_path", value(options.shim_dir.join(SHIM_BINARY).display().to_string()));
     let mut annotations: Vec<String> = previous
         .as_ref()
         .and_then(|p| p.get("pod_annotations"))

@@ -15,7 +15,10 @@ fn block(yaml: &str, key: &str) -> String {
     let header = format!("  {key}: |");
     let mut lines = yaml.lines().skip_while(|l| *l != header);
     assert!(lines.next().is_some(), "no {header:?}");
-    lines.take_while(|l| l.is_empty() || l.starts_with("    ")).map(|l| format!("{}\n", l.get(4..).unwrap_or(""))).collect()
+    lines
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
+        .collect()
 }
 
 #[test]

@@ -98,6 +98,11 @@ e2e_start() {
   export E2E_NAMESPACE=${E2E_NAMESPACE:-execguard-e2e-${hash:0:8}}
   export E2E_SANDBOX_IMAGE=$_E2E_SANDBOX_IMAGE
   _e2e_config >"$dir/config.toml" || return 1
+  # E2E_CONFIGURE, when set, is a command that registers execguard itself (the installer)
+  # in the configuration written above, which then has only the runc runtime.
+  if [ -n "${E2E_CONFIGURE:-}" ]; then
+    "$E2E_CONFIGURE" "$dir/config.toml" || return 1
+  fi
 
   containerd --config "$dir/config.toml" </dev/null >>"$dir/containerd.log" 2>&1 &
   local pid=$!
@@ -158,11 +163,15 @@ state = "$E2E_DIR/state"
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+EOF
+  if [ -z "${E2E_CONFIGURE:-}" ]; then
+    cat <<EOF
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.execguard]
       runtime_type = "io.containerd.execguard.v2"
       # CRI passes pod annotations into the OCI spec only for runtimes that list them.
       pod_annotations = ["execguard.dev/*"]
 EOF
+  fi
 }
 
 # ctr against the private containerd. IO fifos of `run` and `task start|exec|attach` go

@@ -115,7 +115,8 @@ struct InstallArgs {
     /// The runtime's name: a RuntimeClass's handler.
     #[arg(long, default_value = "execguard")]
     runtime_name: String,
-    /// Where containerd-shim-execguard-v2 is installed.
+    /// Where containerd-shim-execguard-v2 is installed: a directory on containerd's PATH
+    /// (containerd finds shims by name there).
     #[arg(long, default_value = "/usr/local/bin")]
     shim_dir: PathBuf,
     /// Where execguard's config.toml and policy.toml live.
