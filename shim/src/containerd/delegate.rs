@@ -34,20 +34,22 @@ fn base_command(binary: &str, flags: &ShimFlags, id: &str) -> Command {
     command
 }
 
+/// Runs one of the runc shim's commands and returns what it printed.
+async fn output(binary: &str, mut command: Command, verb: &str) -> Result<Vec<u8>, String> {
+    let output = command.output().await.map_err(|e| format!("cannot run {binary}: {e}"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(format!("{binary} {verb} failed ({}): {}", output.status, stderr.trim()));
+    }
+    Ok(output.stdout)
+}
+
 /// Starts (or finds, for a later container of the same pod) the runc shim and returns
 /// its ttrpc address. It reads the bundle's config.json for the pod grouping.
 pub async fn start(binary: &str, flags: &ShimFlags, bundle: &Path, id: &str) -> Result<String, String> {
     let mut command = base_command(binary, flags, id);
     command.current_dir(bundle).arg("start");
-    let output = command.output().await.map_err(|e| format!("cannot run {binary}: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "{binary} start failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    let address = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let address = String::from_utf8_lossy(&output(binary, command, "start").await?).trim().to_string();
     if address.is_empty() {
         return Err(format!("{binary} start printed no address"));
     }
@@ -65,13 +67,5 @@ pub async fn start(binary: &str, flags: &ShimFlags, bundle: &Path, id: &str) -> 
 pub async fn delete(binary: &str, flags: &ShimFlags, bundle: &Path, id: &str) -> Result<Vec<u8>, String> {
     let mut command = base_command(binary, flags, id);
     command.current_dir(bundle).args(["-bundle", &bundle.display().to_string(), "delete"]);
-    let output = command.output().await.map_err(|e| format!("cannot run {binary}: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "{binary} delete failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    Ok(output.stdout)
+    output(binary, command, "delete").await
 }
