@@ -57,7 +57,7 @@ impl Identities {
             for dir in TOOL_DIRS {
                 let path = format!("{dir}/{name}");
                 let Ok(found) = resolve::resolve(pid, None, path.as_bytes(), false) else { continue };
-                let Ok(key) = resolve::file_key(found.file.as_fd()) else { continue };
+                let key = found.key;
                 if self.by_inode.contains_key(&(key.dev, key.ino)) {
                     continue;
                 }

@@ -160,10 +160,7 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
             if !identities.learned() {
                 identities.learn(pid, known_tools);
             }
-            file.identity = resolve::file_key(resolved.file.as_fd())
-                .ok()
-                .and_then(|key| identities.identify(resolved.file.as_fd(), key))
-                .map(String::from);
+            file.identity = identities.identify(resolved.file.as_fd(), resolved.key).map(String::from);
             drop(identities);
             let in_writable_dir = WRITABLE_DIRS.iter().any(|dir| resolved.path.starts_with(dir));
             file.writable_location =

@@ -46,6 +46,8 @@ pub struct Resolved {
     pub file: OwnedFd,
     /// The file has no name in any file system: a memfd, or a deleted file.
     pub fileless: bool,
+    /// The file's identity, from the same fstat.
+    pub key: FileKey,
 }
 
 /// Finds the file that `pid` executes with `path`: for execve, `dirfd` is `None`; for
@@ -86,9 +88,10 @@ pub fn resolve(pid: u32, dirfd: Option<i32>, path: &[u8], empty_path: bool) -> i
     };
     let text = fd_link(file.as_fd())?;
     let text = text.as_os_str().as_bytes();
-    let fileless = fstat(file.as_fd())?.st_nlink == 0 || text.starts_with(b"/memfd:") || text.ends_with(b" (deleted)");
+    let st = fstat(file.as_fd())?;
+    let fileless = st.st_nlink == 0 || text.starts_with(b"/memfd:") || text.ends_with(b" (deleted)");
     let in_root = strip_root(text, root_text.as_os_str().as_bytes()).unwrap_or(text);
-    Ok(Resolved { path: String::from_utf8_lossy(in_root).into_owned(), file, fileless })
+    Ok(Resolved { path: String::from_utf8_lossy(in_root).into_owned(), file, fileless, key: FileKey::of(&st) })
 }
 
 /// The path of an open file as the kernel prints it (d_path): relative to the root of the
@@ -248,16 +251,23 @@ pub struct FileKey {
     pub mtime_nsec: i64,
 }
 
-/// The key of an open file (fstat; O_PATH fds work).
+/// The key of an open file (fstat; O_PATH fds work). The supervisor takes it from
+/// [`Resolved::key`].
+#[cfg(test)]
 pub fn file_key(fd: BorrowedFd<'_>) -> io::Result<FileKey> {
-    let st = fstat(fd)?;
-    Ok(FileKey {
-        dev: st.st_dev,
-        ino: st.st_ino,
-        size: st.st_size,
-        mtime_sec: st.st_mtime,
-        mtime_nsec: st.st_mtime_nsec,
-    })
+    Ok(FileKey::of(&fstat(fd)?))
+}
+
+impl FileKey {
+    fn of(st: &libc::stat) -> FileKey {
+        FileKey {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size,
+            mtime_sec: st.st_mtime,
+            mtime_nsec: st.st_mtime_nsec,
+        }
+    }
 }
 
 /// Whether the file lies on a writable memory file system (tmpfs, which devtmpfs and
