@@ -176,9 +176,12 @@ impl Policy {
         self.mode
     }
 
-    /// The same rules in another mode (`--mode`, a pod annotation).
-    pub fn with_mode(mut self, mode: Mode) -> Policy {
-        self.mode = mode;
+    /// The same rules in another mode (`--mode`, a pod annotation); `None` keeps the
+    /// policy's own.
+    pub fn with_mode(mut self, mode: impl Into<Option<Mode>>) -> Policy {
+        if let Some(mode) = mode.into() {
+            self.mode = mode;
+        }
         self
     }
 

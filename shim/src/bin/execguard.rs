@@ -170,10 +170,7 @@ fn policy_in_mode(path: Option<&Path>, mode: Option<Mode>) -> Result<Policy, Exi
         eprintln!("{errors}");
         ExitCode::from(2)
     })?;
-    Ok(match mode {
-        Some(mode) => policy.with_mode(mode),
-        None => policy,
-    })
+    Ok(policy.with_mode(mode))
 }
 
 fn check(file: Option<&Path>) -> ExitCode {

@@ -70,10 +70,7 @@ impl Reloader {
             let path = watched.path.display();
             match Policy::load(&watched.path) {
                 Ok(policy) => {
-                    let policy = match watched.mode {
-                        Some(mode) => policy.with_mode(mode),
-                        None => policy,
-                    };
+                    let policy = policy.with_mode(watched.mode);
                     tracing::info!(policy = %path, mode = %policy.mode(), rules = policy.rule_count(), "policy reloaded");
                     watched.slot.set(policy);
                 }

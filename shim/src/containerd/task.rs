@@ -205,10 +205,7 @@ impl ExecguardTask {
             Some(path) => execguard_policy::Policy::load(path).map_err(|errors| errors.to_string()),
             None => config.base_policy().map_err(|error| error.to_string()),
         }?;
-        let policy = match selection.mode {
-            Some(mode) => policy.with_mode(mode),
-            None => policy,
-        };
+        let policy = policy.with_mode(selection.mode);
         let slot = PolicySlot::new(policy);
         if let Some(file) = selection.policy.clone().or_else(|| config.policy.clone()) {
             reloader.watch(file, selection.mode, slot.clone());

@@ -112,15 +112,6 @@ struct Pending {
     scope: Arc<Scope>,
 }
 
-/// Counters, for logs and tests.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub decided: AtomicU64,
-    pub withdrawn: AtomicU64,
-    pub timed_out: AtomicU64,
-    pub alerts_dropped: AtomicU64,
-}
-
 /// A policy that can be replaced while execs are being decided (a reloaded file). Filters
 /// that share a policy share its slot.
 pub struct PolicySlot(RwLock<Arc<Policy>>);
@@ -146,7 +137,8 @@ pub struct Supervisor {
     config: Config,
     alerts: mpsc::Sender<Alert>,
     pending: Mutex<Vec<Pending>>,
-    pub stats: Stats,
+    /// Alerts that did not fit the queue, for the warning that says so.
+    alerts_dropped: AtomicU64,
 }
 
 /// The filter a notification came from.
@@ -162,7 +154,7 @@ impl Supervisor {
     /// A supervisor and its watchdog thread. Alerts go to `alerts`.
     pub fn new(config: Config, alerts: mpsc::Sender<Alert>) -> io::Result<Arc<Supervisor>> {
         let supervisor =
-            Arc::new(Supervisor { config, alerts, pending: Mutex::new(Vec::new()), stats: Stats::default() });
+            Arc::new(Supervisor { config, alerts, pending: Mutex::new(Vec::new()), alerts_dropped: AtomicU64::new(0) });
         let weak = Arc::downgrade(&supervisor);
         let tick = (supervisor.config.deadline / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
         std::thread::Builder::new().name("execguard-watchdog".into()).spawn(move || {
@@ -226,9 +218,7 @@ impl Supervisor {
                     tokio::spawn(async move { supervisor.handle(&filter, notification) }.in_current_span());
                 }
                 // Withdrawn between poll and RECV (a signal, an exit): nothing to answer.
-                Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                    self.stats.withdrawn.fetch_add(1, Ordering::Relaxed);
-                }
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
                 Err(error) => {
                     tracing::error!(%error, "cannot receive from the notify fd; execs under it will fail with ENOSYS");
                     return;
@@ -263,19 +253,13 @@ impl Supervisor {
             return;
         }
         match inspected {
-            Inspected::Withdrawn => {
-                self.stats.withdrawn.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!("withdrawn during inspection");
-            }
+            Inspected::Withdrawn => tracing::debug!("withdrawn during inspection"),
             Inspected::Missing => {
                 answer(filter.fd.get_ref(), notification.id, Action::Allow);
             }
             Inspected::Decided { event, record, action } => {
-                if answer(filter.fd.get_ref(), notification.id, action) {
-                    self.stats.decided.fetch_add(1, Ordering::Relaxed);
-                    if action != Action::Allow {
-                        self.report(event, record);
-                    }
+                if answer(filter.fd.get_ref(), notification.id, action) && action != Action::Allow {
+                    self.report(event, record);
                 }
             }
         }
@@ -290,7 +274,7 @@ impl Supervisor {
             "{}", record.reason
         );
         if self.alerts.try_send(Alert { event, record, at: SystemTime::now() }).is_err() {
-            let dropped = self.stats.alerts_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            let dropped = self.alerts_dropped.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::warn!(dropped, "alert queue full or closed: alert dropped");
         }
     }
@@ -312,7 +296,6 @@ impl Supervisor {
             if late.answered.swap(true, Ordering::AcqRel) {
                 continue;
             }
-            self.stats.timed_out.fetch_add(1, Ordering::Relaxed);
             let (action, outcome) = match self.config.fail_action {
                 FailAction::Open => (Action::Alert, "allowed (fail-open)"),
                 FailAction::Closed => (Action::Block, "blocked (fail-closed)"),
