@@ -65,7 +65,11 @@ pub fn run(options: RunOptions) -> io::Result<i32> {
         let spawned = tokio::task::spawn_blocking(move || child_command.spawn());
         let listener = tokio::task::spawn_blocking(move || seccomp::recv_fd(ours.as_fd())).await?;
         let filter_task = match listener {
-            Ok(listener) => Some(supervisor.supervise(NotifyFd::from_owned(listener), Scope::default(), policy)?),
+            Ok(listener) => {
+                // ExecFilter reports root changes, and the tree has one filter.
+                let scope = Scope { root_changes: Some(Default::default()), ..Scope::default() };
+                Some(supervisor.supervise(NotifyFd::from_owned(listener), scope, policy)?)
+            }
             // The child failed before installing the filter; spawn() reports why.
             Err(error) => {
                 tracing::debug!(%error, "no listener from the child");

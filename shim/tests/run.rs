@@ -359,3 +359,46 @@ fn blocks_hold_against_every_way_of_naming_the_file() {
         );
     }
 }
+
+/// The supervisor resolves paths in a root it opened once per filter, until a process
+/// could have changed roots (shim/src/supervisor/inspect.rs, RootChanges). Each way of
+/// getting another root below makes /usr/bin/ls be netcat there and only there, in a run
+/// of its own (the first change switches the whole filter to per-exec roots): judged in
+/// the stale root it would be ls and allowed, and then fail with 127 (a copy of netcat
+/// without its libraries) or run netcat (1).
+#[test]
+fn a_changed_root_cannot_pass_netcat_off_as_ls() {
+    let scratch = Scratch::new();
+    let chroot = format!(
+        "mkdir -p root/usr/bin && cp {NC} root/usr/bin/ls && ls >/dev/null && chroot ./root /usr/bin/ls 127.0.0.2 9; \
+         echo status=$?"
+    );
+    let unshare =
+        format!("ls >/dev/null; unshare -m sh -c 'mount --bind {NC} /usr/bin/ls && ls 127.0.0.2 9; echo status=$?'");
+    for (how, script) in [("chroot", chroot), ("unshare and a bind mount", unshare)] {
+        let run = sh("enforce", &scratch, &script);
+        assert!(run.stdout().contains("status=126"), "{how}: {}\n{}", run.stdout(), run.stderr());
+        let blocked = run.alerts_for("/usr/bin/ls");
+        assert!(!blocked.is_empty(), "{how}: {:#?}", run.alerts);
+        assert_eq!(blocked[0]["execguard"]["file"]["identity"], "nc", "{how}");
+        assert_eq!(blocked[0]["decision"], "block", "{how}");
+    }
+
+    // setns: into a mount namespace made outside the supervised tree.
+    let mut holder = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!("mount --bind {NC} /usr/bin/ls && echo ready && exec sleep 60"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start a mount namespace");
+    let mut ready = [0u8; 6];
+    let read = std::io::Read::read_exact(holder.stdout.as_mut().expect("holder's stdout"), &mut ready);
+    assert!(read.is_ok() && &ready == b"ready\n", "the namespace holder did not get ready");
+    let target = holder.id().to_string();
+    let command = ["nsenter", "-t", &target, "-m", "/usr/bin/ls", "127.0.0.2", "9"].map(OsStr::new);
+    let run = guarded("enforce", &scratch, &command, None);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(run.output.status.code(), Some(126), "setns: {}", run.stderr());
+    assert_eq!(run.alerts_for("/usr/bin/ls")[0]["execguard"]["file"]["identity"], "nc", "{:#?}", run.alerts);
+}

@@ -45,7 +45,7 @@ _E2E_SANDBOX_IMAGE=execguard.test/pause:e2e
 # program whose execve the supervisor sees, and sh stays dash because busybox's own shell
 # runs applets in-process without any execve.
 _E2E_APPLETS=(
-  '[' awk basename cat chmod chown cp cut date dd df dirname du echo env expr false find
+  '[' awk basename cat chmod chown chroot cp cut date dd df dirname du echo env expr false find
   grep head hostname id kill ln ls mkdir mkfifo mktemp mv od pidof printf ps pwd readlink
   realpath rm rmdir sed seq setsid sha256sum sleep sort stat tail tee test timeout touch tr
   true tty uname uniq wc which whoami xargs yes stty

@@ -132,6 +132,19 @@ check "its ALLOW rule for execve does not bypass the supervisor" contains "$out"
 out=$(run "$E2E_IMAGE" noprofile1 sh -c 'mkdir /x; echo mkdir=$?' 2>&1)
 check "without the profile mkdir works (the check above means something)" contains "$out" "mkdir=0"
 
+echo "== a chroot cannot pass netcat off as ls"
+# The supervisor opens a container's root once and resolves every exec in it until a
+# process changes roots; the chroot must switch it to the process's own root. Judged in
+# the container's root, /bin/ls would be busybox and allowed, and the copy of netcat would
+# then fail to load its libraries (127).
+chroot_nc='mkdir -p /tmp/r/bin && cp /usr/bin/nc.openbsd /tmp/r/bin/ls && ls / >/dev/null && chroot /tmp/r /bin/ls -h; echo chroot=$?; ls / >/dev/null && echo ls=ok'
+out=$(run "$E2E_IMAGE" chroot1 sh -c "$chroot_nc" 2>&1)
+check "without a profile: the chroot's /bin/ls is refused" contains "$out" "chroot=126"
+check "and ls still runs after it" contains "$out" "ls=ok"
+check "the record names the file netcat" contains "$(alerts_for chroot1)" '"identity":"nc"'
+out=$(run --seccomp "$E2E_IMAGE" chroot2 sh -c "$chroot_nc" 2>&1)
+check "under containerd's default profile (chroot allowed by a rule): refused" contains "$out" "chroot=126"
+
 echo "== the ConfigPath runtime option"
 printf 'mode = "monitor"\n[alerts]\nfile = "%s"\n' "$work/other-alerts.jsonl" > "$work/other.toml"
 out=$(run --runtime-config-path "$work/other.toml" "$E2E_IMAGE" configpath1 sh -c "$tools" 2>&1)

@@ -17,7 +17,7 @@ use execguard_policy::event::{Container, Image, Orchestrator, Resource};
 use serde_json::Value;
 use tokio::net::UnixListener;
 
-use crate::supervisor::inspect::Scope;
+use crate::supervisor::inspect::{RootChanges, Scope};
 use crate::supervisor::seccomp::{recv_with_fd, NotifyFd};
 use crate::supervisor::{PolicySlot, Supervisor};
 
@@ -32,6 +32,8 @@ pub struct ContainerFacts {
     pub id: String,
     pub image: Option<String>,
     pub upper_dir: Option<PathBuf>,
+    /// Shared by every filter of the container when its profile reports root changes.
+    pub root_changes: Option<Arc<RootChanges>>,
 }
 
 /// A listening agent socket. Dropping it stops accepting and removes the socket file;
@@ -151,6 +153,7 @@ fn scope(state: &Value, facts: &ContainerFacts) -> Scope {
         }),
         orchestrator,
         upper_dir: facts.upper_dir.clone(),
+        root_changes: facts.root_changes.clone(),
     }
 }
 
@@ -167,7 +170,7 @@ mod tests {
             "io.kubernetes.cri.container-name": "nginx",
             "io.kubernetes.cri.image-name": "docker.io/library/nginx:1.27"
         }}});
-        let facts = ContainerFacts { id: "abc".into(), image: None, upper_dir: None };
+        let facts = ContainerFacts { id: "abc".into(), image: None, upper_dir: None, root_changes: None };
         let scope = scope(&state, &facts);
         let container = scope.container.unwrap();
         assert_eq!(container.name.as_deref(), Some("nginx"));

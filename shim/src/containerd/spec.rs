@@ -1,5 +1,7 @@
 //! The change the shim makes to a container's OCI spec (config.json): a seccomp rule that
-//! sends execve and execveat to the supervisor's listener.
+//! sends execve and execveat to the supervisor's listener, and, where the profile lets
+//! them run, rules that report the syscalls which change roots (the supervisor's
+//! `RootChanges`: with them it opens the container's root once, not for every exec).
 //!
 //! The spec is edited as JSON, not through typed structs: oci-spec drops fields it does not
 //! know on a round trip, and the spec is containerd's, not ours. Only `linux.seccomp` is
@@ -13,6 +15,36 @@ use serde_json::{json, Map, Value};
 
 /// The syscalls the supervisor decides.
 const SUPERVISED: [&str; 2] = ["execve", "execveat"];
+/// The syscalls that give a process another root or mount tree whatever their arguments.
+const ROOT_CHANGING: [&str; 3] = ["chroot", "pivot_root", "setns"];
+/// The syscalls that do so only with CLONE_NEWNS in their flags (the first argument).
+const MOUNT_NAMESPACE_CREATING: [&str; 2] = ["unshare", "clone"];
+/// Its flags are in memory, out of a filter's reach: refused with ENOSYS, after which
+/// glibc uses clone (as under containerd's and Docker's default profiles).
+const CLONE3: &str = "clone3";
+const CLONE_NEWNS: u64 = libc::CLONE_NEWNS as u64;
+
+/// What a profile does with a syscall, as far as its rules can tell without running it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Treatment {
+    /// It always fails.
+    Denied,
+    /// It runs, through the default action (`allowed_by_rule` false) or rules without
+    /// conditions that allow it.
+    Allowed { allowed_by_rule: bool },
+    /// Conditions or mixed actions: only libseccomp could tell.
+    Unknown,
+}
+
+/// Whether the patched spec reports root changes to the supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootWatch {
+    /// Every syscall that can change roots is either denied by the profile or notified.
+    Reported,
+    /// The profile lets such a syscall run under conditions execguard does not evaluate:
+    /// its rules are left as they are, and each exec's root is looked up on its own.
+    NotReported { syscall: &'static str },
+}
 
 /// What the shim adds to a spec.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +78,12 @@ impl SpecPatch {
     /// precedence over a NOTIFY rule for it, so an allowed execve would silently bypass
     /// the supervisor. The profile's architectures are kept as they are: adding one
     /// would open that ABI to the profile's allowed syscalls.
-    pub fn apply(&self, spec: &mut Value) -> Result<(), String> {
+    ///
+    /// Then the root-changing syscalls: a rule that allows one without conditions gives
+    /// way to a NOTIFY rule (the same precedence as for execve), one that the profile
+    /// denies stays denied, and if any is allowed under conditions the profile keeps its
+    /// rules for all of them and the result says so.
+    pub fn apply(&self, spec: &mut Value) -> Result<RootWatch, String> {
         let root = spec.as_object_mut().ok_or("the spec is not a JSON object")?;
         let linux = root.entry("linux").or_insert_with(|| json!({}));
         let linux = linux.as_object_mut().ok_or("`linux` is not an object")?;
@@ -62,6 +99,7 @@ impl SpecPatch {
         if seccomp.get("defaultAction").and_then(Value::as_str) == Some("SCMP_ACT_NOTIFY") {
             return Err("the seccomp profile's defaultAction is SCMP_ACT_NOTIFY, which runc refuses".into());
         }
+        let default_action = seccomp.get("defaultAction").and_then(Value::as_str).unwrap_or("").to_string();
         let syscalls = seccomp.entry("syscalls").or_insert_with(|| json!([]));
         let rules = syscalls.as_array_mut().ok_or("`linux.seccomp.syscalls` is not an array")?;
         for rule in rules.iter_mut() {
@@ -69,26 +107,136 @@ impl SpecPatch {
                 names.retain(|name| !name.as_str().is_some_and(|n| SUPERVISED.contains(&n)));
             }
         }
-        rules.retain(|rule| rule.get("names").and_then(Value::as_array).is_none_or(|names| !names.is_empty()));
         rules.push(json!({"names": SUPERVISED, "action": "SCMP_ACT_NOTIFY"}));
+        let watch = watch_root_changes(rules, &default_action);
+        rules.retain(|rule| rule.get("names").and_then(Value::as_array).is_none_or(|names| !names.is_empty()));
         seccomp.insert("listenerPath".into(), Value::String(self.listener_path.clone()));
         seccomp.insert("listenerMetadata".into(), Value::String(self.listener_metadata.clone()));
-        Ok(())
+        Ok(watch)
     }
 
     /// Patches `BUNDLE/config.json` in place, atomically.
-    pub fn apply_to_bundle(&self, bundle: &Path) -> Result<(), SpecError> {
+    pub fn apply_to_bundle(&self, bundle: &Path) -> Result<RootWatch, SpecError> {
         let path = bundle.join("config.json");
         let shown = path.display().to_string();
         let text = std::fs::read(&path).map_err(|source| SpecError::Read { path: shown.clone(), source })?;
         let mut spec: Value =
             serde_json::from_slice(&text).map_err(|source| SpecError::Json { path: shown.clone(), source })?;
-        self.apply(&mut spec).map_err(|what| SpecError::Shape { path: shown.clone(), what })?;
+        let watch = self.apply(&mut spec).map_err(|what| SpecError::Shape { path: shown.clone(), what })?;
         let staged = bundle.join(".config.json.execguard");
         let bytes = serde_json::to_vec(&spec).map_err(|source| SpecError::Json { path: shown.clone(), source })?;
         std::fs::write(&staged, bytes)
             .and_then(|()| std::fs::rename(&staged, &path))
-            .map_err(|source| SpecError::Write { path: shown, source })
+            .map_err(|source| SpecError::Write { path: shown, source })?;
+        Ok(watch)
+    }
+}
+
+/// Adds the rules that report root changes, unless the profile allows one of those
+/// syscalls under conditions (then nothing is changed). Rules that allow them without
+/// conditions lose their names; the caller drops rules left without names.
+fn watch_root_changes(rules: &mut Vec<Value>, default_action: &str) -> RootWatch {
+    let all = ROOT_CHANGING.iter().chain(&MOUNT_NAMESPACE_CREATING).chain([&CLONE3]);
+    let mut allowed = Vec::new();
+    for &name in all {
+        let only_new_mount_namespace = MOUNT_NAMESPACE_CREATING.contains(&name);
+        match treatment(rules, default_action, name, only_new_mount_namespace) {
+            Treatment::Denied => {}
+            Treatment::Allowed { allowed_by_rule } => allowed.push((name, allowed_by_rule)),
+            Treatment::Unknown => return RootWatch::NotReported { syscall: name },
+        }
+    }
+    for &(name, allowed_by_rule) in &allowed {
+        if allowed_by_rule {
+            for rule in rules.iter_mut() {
+                if let Some(names) = rule.get_mut("names").and_then(Value::as_array_mut) {
+                    names.retain(|n| n.as_str() != Some(name));
+                }
+            }
+        }
+    }
+    let names = |from: &[&'static str]| -> Vec<&'static str> {
+        allowed.iter().map(|&(name, _)| name).filter(|name| from.contains(name)).collect()
+    };
+    let root_changing = names(&ROOT_CHANGING);
+    if !root_changing.is_empty() {
+        rules.push(json!({"names": root_changing, "action": "SCMP_ACT_NOTIFY"}));
+    }
+    let creating = names(&MOUNT_NAMESPACE_CREATING);
+    if !creating.is_empty() {
+        let flags = |value| json!([{"index": 0, "value": CLONE_NEWNS, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ"}]);
+        rules.push(json!({"names": creating, "action": "SCMP_ACT_NOTIFY", "args": flags(CLONE_NEWNS)}));
+        if !is_allow(default_action) {
+            // Their ALLOW rule gave way: forks and threads still need one.
+            rules.push(json!({"names": creating, "action": "SCMP_ACT_ALLOW", "args": flags(0)}));
+        }
+    }
+    if !names(&[CLONE3]).is_empty() {
+        rules.push(json!({"names": [CLONE3], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}));
+    }
+    RootWatch::Reported
+}
+
+fn is_allow(action: &str) -> bool {
+    matches!(action, "SCMP_ACT_ALLOW" | "SCMP_ACT_LOG")
+}
+
+fn is_deny(action: &str) -> bool {
+    matches!(
+        action,
+        "SCMP_ACT_ERRNO" | "SCMP_ACT_KILL" | "SCMP_ACT_KILL_PROCESS" | "SCMP_ACT_KILL_THREAD" | "SCMP_ACT_TRAP"
+    )
+}
+
+/// What the profile does with `name`; with `only_new_mount_namespace`, what it does with
+/// calls that have CLONE_NEWNS in their first argument.
+fn treatment(rules: &[Value], default_action: &str, name: &str, only_new_mount_namespace: bool) -> Treatment {
+    let naming: Vec<&Value> = rules
+        .iter()
+        .filter(|rule| {
+            rule.get("names")
+                .and_then(Value::as_array)
+                .is_some_and(|names| names.iter().any(|n| n.as_str() == Some(name)))
+        })
+        .collect();
+    let action = |rule: &Value| rule.get("action").and_then(Value::as_str).unwrap_or("").to_string();
+    let conditional = |rule: &Value| rule.get("args").and_then(Value::as_array).is_some_and(|args| !args.is_empty());
+    if naming.is_empty() {
+        return match default_action {
+            action if is_deny(action) => Treatment::Denied,
+            action if is_allow(action) => Treatment::Allowed { allowed_by_rule: false },
+            _ => Treatment::Unknown,
+        };
+    }
+    if naming.iter().all(|rule| !conditional(rule)) {
+        if naming.iter().all(|rule| is_deny(&action(rule))) {
+            return Treatment::Denied;
+        }
+        if naming.iter().all(|rule| is_allow(&action(rule))) {
+            return Treatment::Allowed { allowed_by_rule: true };
+        }
+        return Treatment::Unknown;
+    }
+    // containerd's and Docker's default profiles allow clone and unshare only when
+    // `flags & NAMESPACES == 0`, NAMESPACES including CLONE_NEWNS: such a call with
+    // CLONE_NEWNS falls to their default action.
+    let excludes_new_mount_namespace = |rule: &Value| {
+        rule.get("args").and_then(Value::as_array).is_some_and(|args| {
+            args.iter().any(|arg| {
+                let field = |key: &str| arg.get(key).and_then(Value::as_u64).unwrap_or(0);
+                arg.get("index").and_then(Value::as_u64) == Some(0)
+                    && arg.get("op").and_then(Value::as_str) == Some("SCMP_CMP_MASKED_EQ")
+                    && field("value") & CLONE_NEWNS != 0
+                    && field("valueTwo") & CLONE_NEWNS == 0
+            })
+        })
+    };
+    let never_allows =
+        |rule: &&Value| is_deny(&action(rule)) || (is_allow(&action(rule)) && excludes_new_mount_namespace(rule));
+    if only_new_mount_namespace && is_deny(default_action) && naming.iter().all(never_allows) {
+        Treatment::Denied
+    } else {
+        Treatment::Unknown
     }
 }
 
@@ -109,11 +257,19 @@ mod tests {
     fn a_spec_without_seccomp_gets_an_allow_all_profile_with_the_notify_rule() {
         let mut spec =
             json!({"ociVersion": "1.0.2", "process": {"args": ["sh"]}, "linux": {"namespaces": []}, "x-unknown": 1});
-        patch().apply(&mut spec).unwrap();
+        assert_eq!(patch().apply(&mut spec), Ok(RootWatch::Reported));
         let seccomp = &spec["linux"]["seccomp"];
         assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ALLOW");
         assert_eq!(seccomp["architectures"], json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]));
-        assert_eq!(seccomp["syscalls"], json!([{"names": ["execve", "execveat"], "action": "SCMP_ACT_NOTIFY"}]));
+        assert_eq!(
+            seccomp["syscalls"],
+            json!([
+                {"names": ["execve", "execveat"], "action": "SCMP_ACT_NOTIFY"},
+                {"names": ["chroot", "pivot_root", "setns"], "action": "SCMP_ACT_NOTIFY"},
+                {"names": ["unshare", "clone"], "action": "SCMP_ACT_NOTIFY", "args": new_mount_namespace(true)},
+                {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}
+            ])
+        );
         assert_eq!(seccomp["listenerPath"], "/run/execguard/x.sock");
         assert_eq!(seccomp["listenerMetadata"], "ctr-1");
         // Fields the shim does not own are kept as they were.
@@ -143,6 +299,78 @@ mod tests {
                 {"names": ["execve", "execveat"], "action": "SCMP_ACT_NOTIFY"}
             ])
         );
+    }
+
+    /// The rule argument that tells whether CLONE_NEWNS is in the flags.
+    fn new_mount_namespace(set: bool) -> Value {
+        json!([{"index": 0, "value": 0x20000, "valueTwo": if set { 0x20000 } else { 0 }, "op": "SCMP_CMP_MASKED_EQ"}])
+    }
+
+    /// The shape of containerd's default profile (contrib/seccomp) without CAP_SYS_ADMIN.
+    #[test]
+    fn the_default_profile_reports_chroot_and_already_denies_the_rest() {
+        let namespaces = json!([{"index": 0, "value": 0x7E02_0000_u64, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]);
+        let mut spec = json!({"linux": {"seccomp": {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [
+            {"names": ["chroot", "execve", "read"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": namespaces},
+            {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}
+        ]}}});
+        assert_eq!(patch().apply(&mut spec), Ok(RootWatch::Reported));
+        assert_eq!(
+            spec["linux"]["seccomp"]["syscalls"],
+            json!([
+                {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": namespaces},
+                {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+                {"names": ["execve", "execveat"], "action": "SCMP_ACT_NOTIFY"},
+                {"names": ["chroot"], "action": "SCMP_ACT_NOTIFY"}
+            ])
+        );
+    }
+
+    /// With CAP_SYS_ADMIN the default profile allows them all: forks keep their ALLOW rule.
+    #[test]
+    fn unconditional_allows_give_way_to_notify_rules() {
+        let mut spec = json!({"linux": {"seccomp": {
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": ["clone", "clone3", "chroot", "pivot_root", "setns", "unshare", "read"],
+                          "action": "SCMP_ACT_ALLOW"}]}}});
+        assert_eq!(patch().apply(&mut spec), Ok(RootWatch::Reported));
+        assert_eq!(
+            spec["linux"]["seccomp"]["syscalls"],
+            json!([
+                {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["execve", "execveat"], "action": "SCMP_ACT_NOTIFY"},
+                {"names": ["chroot", "pivot_root", "setns"], "action": "SCMP_ACT_NOTIFY"},
+                {"names": ["unshare", "clone"], "action": "SCMP_ACT_NOTIFY", "args": new_mount_namespace(true)},
+                {"names": ["unshare", "clone"], "action": "SCMP_ACT_ALLOW", "args": new_mount_namespace(false)},
+                {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}
+            ])
+        );
+    }
+
+    #[test]
+    fn conditions_execguard_cannot_evaluate_leave_the_profile_as_it_was() {
+        let only_fd_3 = json!([{"index": 0, "value": 3, "op": "SCMP_CMP_EQ"}]);
+        let rules = json!([
+            {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["setns"], "action": "SCMP_ACT_ALLOW", "args": only_fd_3}
+        ]);
+        let mut spec = json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": rules}}});
+        assert_eq!(patch().apply(&mut spec), Ok(RootWatch::NotReported { syscall: "setns" }));
+        let mut expected = rules.as_array().unwrap().clone();
+        expected.push(json!({"names": ["execve", "execveat"], "action": "SCMP_ACT_NOTIFY"}));
+        assert_eq!(spec["linux"]["seccomp"]["syscalls"], Value::Array(expected));
+
+        // Two unconditional rules that disagree: libseccomp's choice is not execguard's to guess.
+        let mut spec = json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["chroot"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["chroot"], "action": "SCMP_ACT_ERRNO"}
+        ]}}});
+        assert_eq!(patch().apply(&mut spec), Ok(RootWatch::NotReported { syscall: "chroot" }));
     }
 
     #[test]

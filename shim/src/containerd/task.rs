@@ -20,7 +20,7 @@ use super::agent::{Agent, ContainerFacts};
 use super::config::{Selection, ShimConfig};
 use super::delegate::{self, ShimFlags};
 use super::reload::Reloader;
-use super::spec::{self, SpecPatch};
+use super::spec::{self, RootWatch, SpecPatch};
 use crate::alerts;
 use crate::supervisor::{self, PolicySlot, Supervisor};
 
@@ -244,11 +244,21 @@ impl ExecguardTask {
         let supervisor = supervision.supervisor.clone();
         let slot = self.policy_slot(&config, &selection, &supervision.reloader)?;
         let path = agent_path(&self.flags.namespace, &req.id);
-        let facts = ContainerFacts { id: req.id.clone(), image: None, upper_dir: upper_dir(&req.rootfs) };
+        let patch = SpecPatch { listener_path: path.display().to_string(), listener_metadata: req.id.clone() };
+        let root_changes = match patch.apply_to_bundle(bundle).map_err(|e| e.to_string())? {
+            RootWatch::Reported => Some(Arc::default()),
+            RootWatch::NotReported { syscall } => {
+                tracing::info!(
+                    container = %req.id,
+                    syscall,
+                    "the seccomp profile allows {syscall} under conditions: each exec's root is looked up on its own (slower)"
+                );
+                None
+            }
+        };
+        let facts = ContainerFacts { id: req.id.clone(), image: None, upper_dir: upper_dir(&req.rootfs), root_changes };
         let agent = Agent::listen(&path, facts, supervisor, slot)
             .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
-        let patch = SpecPatch { listener_path: path.display().to_string(), listener_metadata: req.id.clone() };
-        patch.apply_to_bundle(bundle).map_err(|e| e.to_string())?;
         let mode = selection.mode.map_or_else(|| "the policy's".to_string(), |m| m.to_string());
         let policy =
             selection.policy.as_ref().or(config.policy.as_ref()).map_or("embedded".into(), |p| p.display().to_string());

@@ -18,7 +18,7 @@ use std::hash::Hasher;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use crate::supervisor::resolve::{self, FileKey};
+use crate::supervisor::resolve::{self, FileKey, ProcessRoot};
 
 /// Where the known tools are looked up in each root.
 const TOOL_DIRS: [&str; 6] = ["/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin", "/usr/local/sbin"];
@@ -49,14 +49,15 @@ impl Identities {
         self.learned
     }
 
-    /// Resolves every known tool name in the root of `pid`. Names that are not installed
-    /// are skipped; the first name to claim an inode keeps it (`nc` before `netcat`).
-    pub fn learn(&mut self, pid: u32, tools: &[String]) {
+    /// Resolves every known tool name in `root`, the root of `pid`. Names that are not
+    /// installed are skipped; the first name to claim an inode keeps it (`nc` before
+    /// `netcat`).
+    pub fn learn(&mut self, pid: u32, root: &ProcessRoot, tools: &[String]) {
         self.learned = true;
         for name in tools {
             for dir in TOOL_DIRS {
                 let path = format!("{dir}/{name}");
-                let Ok(found) = resolve::resolve(pid, None, path.as_bytes(), false) else { continue };
+                let Ok(found) = resolve::resolve(pid, root, None, path.as_bytes(), false) else { continue };
                 let key = found.key;
                 if self.by_inode.contains_key(&(key.dev, key.ino)) {
                     continue;
@@ -119,7 +120,8 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn key_of(path: &str) -> (OwnedFd, FileKey) {
-        let found = resolve::resolve(std::process::id(), None, path.as_bytes(), false).unwrap();
+        let me = std::process::id();
+        let found = resolve::resolve(me, &ProcessRoot::of(me).unwrap(), None, path.as_bytes(), false).unwrap();
         let key = resolve::file_key(found.file.as_fd()).unwrap();
         (found.file, key)
     }
@@ -132,7 +134,8 @@ mod tests {
         std::fs::copy("/bin/true", &copy).unwrap();
         std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
         let mut identities = Identities::default();
-        identities.learn(std::process::id(), &["true".to_string(), "false".to_string()]);
+        let me = std::process::id();
+        identities.learn(me, &ProcessRoot::of(me).unwrap(), &["true".to_string(), "false".to_string()]);
         assert!(identities.learned());
 
         let (file, key) = key_of("/bin/true");

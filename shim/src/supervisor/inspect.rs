@@ -15,7 +15,8 @@
 
 use std::fmt;
 use std::os::fd::AsFd;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use execguard_policy::event::{Ancestor, Parent, User};
 use execguard_policy::name::{loaded_program, tool_name};
@@ -24,7 +25,7 @@ use execguard_policy::{Action, DecisionRecord, ExecEvent, Needs, Policy};
 use crate::supervisor::identity::Identities;
 use crate::supervisor::memory;
 use crate::supervisor::procfs;
-use crate::supervisor::resolve;
+use crate::supervisor::resolve::{self, ProcessRoot};
 use crate::supervisor::seccomp::{Notification, NotifyFd};
 use crate::supervisor::Config;
 
@@ -64,6 +65,34 @@ pub struct Scope {
     /// that has an entry there was written after the container started, not shipped in
     /// the image.
     pub upper_dir: Option<std::path::PathBuf>,
+    /// Present when the filter also notifies every syscall that can change a process's
+    /// root (see [`RootChanges`]); shared by every filter of one mount namespace.
+    pub root_changes: Option<Arc<RootChanges>>,
+}
+
+/// Whether any process of a mount namespace has changed roots since its filters were
+/// installed.
+///
+/// Opening /proc/PID/root costs more than everything else an ordinary exec needs. The
+/// processes under a filter inherit the root of the process that installed it, and only
+/// chroot, pivot_root, setns, and unshare or clone with CLONE_NEWNS give a process another
+/// root or mount tree (mounts made later in the same tree are seen from any root in it).
+/// When the filter notifies those too, the supervisor opens the root once per filter and
+/// resolves every path in it, until the first such syscall: the supervisor records it here
+/// before letting it run, and from then on opens each exec's own root. It is shared per
+/// mount namespace because pivot_root moves the root of every process in it.
+#[derive(Debug, Default)]
+pub struct RootChanges(AtomicBool);
+
+impl RootChanges {
+    /// Records a root change about to happen; true the first time.
+    pub fn record(&self) -> bool {
+        !self.0.swap(true, Ordering::SeqCst)
+    }
+
+    pub fn seen(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// The process whose exec a filter saw first: the container's init (runc's exec of the
@@ -114,12 +143,14 @@ pub struct Source<'a> {
     pub fd: &'a NotifyFd,
     pub scope: &'a Scope,
     pub root: RootPid,
+    /// The root of the filter's processes, opened at its first exec (see [`RootChanges`]).
+    pub filter_root: &'a OnceLock<ProcessRoot>,
     pub identities: &'a Mutex<Identities>,
 }
 
 /// Inspects and decides one notification.
 pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, config: &Config) -> Inspected {
-    let Source { fd, scope, root, identities } = *source;
+    let Source { fd, scope, root, identities, .. } = *source;
     let (limits, known_tools) = (&config.limits, config.known_tools.as_slice());
     let pid = notification.pid;
     let exec = notification.exec_args();
@@ -144,13 +175,20 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
     event.container = scope.container.clone();
     event.orchestrator = scope.orchestrator.clone();
     event.execguard.args_truncated = argv.truncated;
-    match resolve::resolve(pid, exec.dirfd, &path, exec.empty_path) {
-        Ok(resolved) => {
+    let mut own_root = None;
+    let process_root = match filter_root_for(source, notification) {
+        Some(shared) => Ok(shared),
+        None => ProcessRoot::of(pid).map(|opened| &*own_root.insert(opened)),
+    };
+    let resolved = process_root
+        .and_then(|root| resolve::resolve(pid, root, exec.dirfd, &path, exec.empty_path).map(|found| (root, found)));
+    match resolved {
+        Ok((process_root, resolved)) => {
             event.process.executable = resolved.path.clone();
             // `ld.so PROGRAM`: what runs is PROGRAM, so the file facts are its own.
             let program = loaded_program(&resolved.path, &event.process.args)
                 .and_then(|index| argv.args.get(index))
-                .and_then(|program| resolve::resolve(pid, None, program, false).ok());
+                .and_then(|program| resolve::resolve(pid, process_root, None, program, false).ok());
             let resolved = program.unwrap_or(resolved);
             let file = &mut event.execguard.file;
             file.fileless = Some(resolved.fileless);
@@ -158,7 +196,7 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
             // still consistent (every update is a single insert).
             let mut identities = identities.lock().unwrap_or_else(PoisonError::into_inner);
             if !identities.learned() {
-                identities.learn(pid, known_tools);
+                identities.learn(pid, process_root, known_tools);
             }
             file.identity = identities.identify(resolved.file.as_fd(), resolved.key).map(String::from);
             drop(identities);
@@ -197,6 +235,25 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
     }
     let record = policy.record(&event, &decision);
     Inspected::Decided { event: Box::new(event), record: Box::new(record), action: decision.action }
+}
+
+/// The filter's root, when every process under the filter still has it: opened at the
+/// first exec, and proven to be that process's by ID_VALID before it is kept. None when a
+/// root may have changed, or the filter does not report root changes.
+fn filter_root_for<'a>(source: &Source<'a>, notification: &Notification) -> Option<&'a ProcessRoot> {
+    let root_changes = source.scope.root_changes.as_deref()?;
+    if root_changes.seen() {
+        return None;
+    }
+    if let Some(root) = source.filter_root.get() {
+        return Some(root);
+    }
+    let opened = ProcessRoot::of(notification.pid).ok()?;
+    if !source.fd.id_valid(notification.id) || root_changes.seen() {
+        return None;
+    }
+    // Another exec of the filter may have opened it meanwhile: the same root either way.
+    Some(source.filter_root.get_or_init(|| opened))
 }
 
 fn unreadable_exec(pid: u32, scope: &Scope, unreadable: Unreadable) -> Inspected {

@@ -39,7 +39,8 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use identity::Identities;
-use inspect::{Inspected, Limits, RootPid, Scope, Source};
+use inspect::{Inspected, Limits, RootChanges, RootPid, Scope, Source};
+use resolve::ProcessRoot;
 use seccomp::{Notification, NotifyFd};
 
 /// What an exec gets when it could not be decided in time.
@@ -147,6 +148,7 @@ struct Filter {
     scope: Arc<Scope>,
     policy: Arc<PolicySlot>,
     root: OnceLock<RootPid>,
+    filter_root: OnceLock<ProcessRoot>,
     identities: Mutex<Identities>,
 }
 
@@ -186,6 +188,7 @@ impl Supervisor {
             scope: Arc::new(scope),
             policy,
             root: OnceLock::new(),
+            filter_root: OnceLock::new(),
             identities: Mutex::new(Identities::default()),
         });
         let container = filter.scope.container.as_ref().and_then(|c| c.id.clone()).unwrap_or_default();
@@ -212,6 +215,7 @@ impl Supervisor {
                 continue;
             }
             match filter.fd.get_ref().recv() {
+                Ok(notification) if !notification.is_exec() => root_change(&filter, &notification),
                 Ok(notification) => {
                     let supervisor = self.clone();
                     let filter = filter.clone();
@@ -243,6 +247,7 @@ impl Supervisor {
             fd: filter.fd.get_ref(),
             scope: &filter.scope,
             root: *filter.root.get_or_init(|| notification.pid),
+            filter_root: &filter.filter_root,
             identities: &filter.identities,
         };
         let inspected = inspect::inspect(&source, &notification, &policy, &self.config);
@@ -311,6 +316,21 @@ impl Supervisor {
             }
         }
     }
+}
+
+/// A syscall that may change roots (chroot, pivot_root, setns, a new mount namespace):
+/// recorded before it runs, so that every exec after it is resolved in its own root. It
+/// is never refused: execguard supervises execs, and containers that chroot keep working.
+fn root_change(filter: &Filter, notification: &Notification) {
+    let first = filter.scope.root_changes.as_deref().is_some_and(RootChanges::record);
+    if first {
+        tracing::info!(
+            pid = notification.pid,
+            syscall = notification.nr,
+            "a process may change its root or mount namespace: each exec's path is resolved in its own root from now on"
+        );
+    }
+    answer(filter.fd.get_ref(), notification.id, Action::Allow);
 }
 
 /// Whether a notification is waiting right now (poll with no timeout). RECV blocks when

@@ -50,15 +50,40 @@ pub struct Resolved {
     pub key: FileKey,
 }
 
-/// Finds the file that `pid` executes with `path`: for execve, `dirfd` is `None`; for
-/// execveat it is the process's dirfd (`None` for AT_FDCWD) and `empty_path` tells whether
-/// AT_EMPTY_PATH was given.
-pub fn resolve(pid: u32, dirfd: Option<i32>, path: &[u8], empty_path: bool) -> io::Result<Resolved> {
+/// A process's root directory, opened through /proc/PID/root, and its path as the
+/// supervisor sees it (d_path).
+#[derive(Debug)]
+pub struct ProcessRoot {
+    fd: OwnedFd,
+    text: PathBuf,
+}
+
+impl ProcessRoot {
+    /// The root of `pid` now. /proc/PID is the costly part of resolving (its first access
+    /// for a new process takes 15-20 us here), which is why the supervisor keeps one root
+    /// per filter for as long as no process under it could have changed roots.
+    pub fn of(pid: u32) -> io::Result<ProcessRoot> {
+        let fd = open_o_path(&format!("/proc/{pid}/root"))?;
+        // The text of the root we resolve in, not a second look at /proc/PID/root: another
+        // thread of the process could chroot in between.
+        let text = fd_link(fd.as_fd())?;
+        Ok(ProcessRoot { fd, text })
+    }
+}
+
+/// Finds the file that `pid`, whose root is `root`, executes with `path`: for execve,
+/// `dirfd` is `None`; for execveat it is the process's dirfd (`None` for AT_FDCWD) and
+/// `empty_path` tells whether AT_EMPTY_PATH was given.
+pub fn resolve(
+    pid: u32,
+    root: &ProcessRoot,
+    dirfd: Option<i32>,
+    path: &[u8],
+    empty_path: bool,
+) -> io::Result<Resolved> {
     let proc = format!("/proc/{pid}");
-    let root = open_o_path(&format!("{proc}/root"))?;
-    // The text of the root we resolve in, not a second look at /proc/PID/root: another
-    // thread of the process could chroot in between.
-    let root_text = fd_link(root.as_fd())?;
+    let root_text = root.text.as_os_str().as_bytes();
+    let root = root.fd.as_fd();
     let file = if path.is_empty() {
         // path_resolution(7): an empty path is ENOENT, unless AT_EMPTY_PATH names dirfd.
         if !empty_path {
@@ -66,23 +91,22 @@ pub fn resolve(pid: u32, dirfd: Option<i32>, path: &[u8], empty_path: bool) -> i
         }
         open_o_path(&base_link(&proc, dirfd))?
     } else {
-        match proc_self_link(&proc, root.as_fd(), path) {
+        match proc_self_link(&proc, root, path) {
             Some(link) => open_o_path(&link)?,
-            None if path.starts_with(b"/") => open_in_root(root.as_fd(), path)?,
+            None if path.starts_with(b"/") => open_in_root(root, path)?,
             None => {
                 let base = fs::read_link(base_link(&proc, dirfd))?;
-                let base_in_root = strip_root(base.as_os_str().as_bytes(), root_text.as_os_str().as_bytes())
-                    .ok_or_else(|| {
-                        io::Error::other(format!(
-                            "{} is outside the process's root {}",
-                            base.display(),
-                            root_text.display()
-                        ))
-                    })?;
+                let base_in_root = strip_root(base.as_os_str().as_bytes(), root_text).ok_or_else(|| {
+                    io::Error::other(format!(
+                        "{} is outside the process's root {}",
+                        base.display(),
+                        String::from_utf8_lossy(root_text)
+                    ))
+                })?;
                 let mut absolute = base_in_root.to_vec();
                 absolute.push(b'/');
                 absolute.extend_from_slice(path);
-                open_in_root(root.as_fd(), &absolute)?
+                open_in_root(root, &absolute)?
             }
         }
     };
@@ -90,7 +114,7 @@ pub fn resolve(pid: u32, dirfd: Option<i32>, path: &[u8], empty_path: bool) -> i
     let text = text.as_os_str().as_bytes();
     let st = fstat(file.as_fd())?;
     let fileless = st.st_nlink == 0 || text.starts_with(b"/memfd:") || text.ends_with(b" (deleted)");
-    let in_root = strip_root(text, root_text.as_os_str().as_bytes()).unwrap_or(text);
+    let in_root = strip_root(text, root_text).unwrap_or(text);
     Ok(Resolved { path: String::from_utf8_lossy(in_root).into_owned(), file, fileless, key: FileKey::of(&st) })
 }
 
@@ -306,6 +330,11 @@ mod tests {
         std::process::id()
     }
 
+    /// Resolves in the process's root as it is now.
+    fn resolve_now(pid: u32, dirfd: Option<i32>, path: &[u8], empty_path: bool) -> io::Result<Resolved> {
+        resolve(pid, &ProcessRoot::of(pid)?, dirfd, path, empty_path)
+    }
+
     /// A directory removed with its contents on drop.
     struct TempDir(PathBuf);
 
@@ -377,7 +406,7 @@ mod tests {
         let child = chrooted(&root.0, Some("/"));
         let sh = root.0.join("bin/sh");
         for path in ["/etc/x", "/etc/chain", "/bin/sh", "/bin/../etc/x"] {
-            assert_is(&resolve(child.pid(), None, path.as_bytes(), false).unwrap(), "/bin/sh", &sh);
+            assert_is(&resolve_now(child.pid(), None, path.as_bytes(), false).unwrap(), "/bin/sh", &sh);
         }
     }
 
@@ -387,7 +416,7 @@ mod tests {
         let child = chrooted(&root.0, Some("/etc"));
         let sh = root.0.join("bin/sh");
         for path in ["/../../../bin/sh", "/etc/up", "up", "../../../../bin/sh", "x", "./chain"] {
-            let resolved = resolve(child.pid(), None, path.as_bytes(), false).unwrap();
+            let resolved = resolve_now(child.pid(), None, path.as_bytes(), false).unwrap();
             assert_is(&resolved, "/bin/sh", &sh);
         }
     }
@@ -397,12 +426,12 @@ mod tests {
         let root = fake_root();
         let child = chrooted(&root.0, Some("/etc"));
         let sh = root.0.join("bin/sh");
-        assert_is(&resolve(child.pid(), Some(100), b"sh", false).unwrap(), "/bin/sh", &sh);
-        assert_is(&resolve(child.pid(), Some(100), b"../etc/up", false).unwrap(), "/bin/sh", &sh);
-        assert_is(&resolve(child.pid(), Some(101), b"", true).unwrap(), "/bin/sh", &sh);
-        let err = resolve(child.pid(), Some(101), b"", false).unwrap_err();
+        assert_is(&resolve_now(child.pid(), Some(100), b"sh", false).unwrap(), "/bin/sh", &sh);
+        assert_is(&resolve_now(child.pid(), Some(100), b"../etc/up", false).unwrap(), "/bin/sh", &sh);
+        assert_is(&resolve_now(child.pid(), Some(101), b"", true).unwrap(), "/bin/sh", &sh);
+        let err = resolve_now(child.pid(), Some(101), b"", false).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "empty path without AT_EMPTY_PATH");
-        let err = resolve(child.pid(), Some(101), b"x", false).unwrap_err();
+        let err = resolve_now(child.pid(), Some(101), b"x", false).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOTDIR));
     }
 
@@ -411,14 +440,14 @@ mod tests {
         let root = fake_root();
         let child = chrooted(&root.0, Some("/"));
         for path in ["/proc/self/fd/101", "/dev/fd/101", "/proc/self/exe"] {
-            let err = resolve(child.pid(), None, path.as_bytes(), false).unwrap_err();
+            let err = resolve_now(child.pid(), None, path.as_bytes(), false).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::NotFound, "{path}");
         }
         // A plain directory posing as /proc is resolved as what it is.
         fs::create_dir_all(root.0.join("proc/self/fd")).unwrap();
         fs::write(root.0.join("proc/self/fd/101"), "planted").unwrap();
         let planted = root.0.join("proc/self/fd/101");
-        let resolved = resolve(child.pid(), None, b"/proc/self/fd/101", false).unwrap();
+        let resolved = resolve_now(child.pid(), None, b"/proc/self/fd/101", false).unwrap();
         assert_is(&resolved, "/proc/self/fd/101", &planted);
     }
 
@@ -426,8 +455,8 @@ mod tests {
     fn a_working_directory_outside_the_root_is_an_error() {
         let root = fake_root();
         let child = chrooted(&root.0, None);
-        assert!(resolve(child.pid(), None, b"bin/sh", false).is_err());
-        assert!(resolve(child.pid(), None, b"/bin/sh", false).is_ok());
+        assert!(resolve_now(child.pid(), None, b"bin/sh", false).is_err());
+        assert!(resolve_now(child.pid(), None, b"/bin/sh", false).is_ok());
     }
 
     fn memfd() -> OwnedFd {
@@ -444,7 +473,7 @@ mod tests {
     fn a_memfd_is_fileless_by_fd_and_through_proc_self() {
         let fd = memfd();
         let n = fd.as_raw_fd();
-        let by_fd = resolve(me(), Some(n), b"", true).unwrap();
+        let by_fd = resolve_now(me(), Some(n), b"", true).unwrap();
         assert!(by_fd.fileless);
         assert!(by_fd.path.starts_with("/memfd:payload"), "{}", by_fd.path);
         let key = file_key(by_fd.file.as_fd()).unwrap();
@@ -453,7 +482,7 @@ mod tests {
             paths.push(format!("/dev/fd/{n}"));
         }
         for path in paths {
-            let resolved = resolve(me(), None, path.as_bytes(), false).unwrap();
+            let resolved = resolve_now(me(), None, path.as_bytes(), false).unwrap();
             assert!(resolved.fileless, "{path}");
             assert_eq!(resolved.path, by_fd.path);
             assert_eq!(file_key(resolved.file.as_fd()).unwrap(), key);
@@ -463,10 +492,10 @@ mod tests {
 
     #[test]
     fn proc_self_exe_is_the_process_executable() {
-        let resolved = resolve(me(), None, b"/proc/self/exe", false).unwrap();
+        let resolved = resolve_now(me(), None, b"/proc/self/exe", false).unwrap();
         assert_eq!(Path::new(&resolved.path), std::env::current_exe().unwrap());
         assert!(!resolved.fileless);
-        let err = resolve(me(), None, b"/proc/self/fd/0/x", false).unwrap_err();
+        let err = resolve_now(me(), None, b"/proc/self/fd/0/x", false).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EXDEV), "other magic links are refused");
     }
 
@@ -476,11 +505,11 @@ mod tests {
         let path = dir.0.join("dropped");
         fs::write(&path, "#!/bin/sh\n").unwrap();
         let file = fs::File::open(&path).unwrap();
-        let before = resolve(me(), Some(file.as_raw_fd()), b"", true).unwrap();
+        let before = resolve_now(me(), Some(file.as_raw_fd()), b"", true).unwrap();
         assert!(!before.fileless);
         assert_eq!(Path::new(&before.path), path);
         fs::remove_file(&path).unwrap();
-        let after = resolve(me(), Some(file.as_raw_fd()), b"", true).unwrap();
+        let after = resolve_now(me(), Some(file.as_raw_fd()), b"", true).unwrap();
         assert!(after.fileless);
         assert!(after.path.ends_with(" (deleted)"), "{}", after.path);
     }

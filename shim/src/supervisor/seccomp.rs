@@ -17,7 +17,8 @@
 //!   task that the filter applied to has exited.
 //!
 //! The filter here is for processes that execguard starts itself (`execguard run`); in
-//! containers runc installs an equivalent filter and hands over the listener.
+//! containers runc installs an equivalent filter (the rules that the shim's SpecPatch adds)
+//! and hands over the listener.
 
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("the exec filter knows x86_64 (with its i386 and x32 ABIs) only");
@@ -46,6 +47,21 @@ const X32_BIT_EXECVE: i32 = X86_64_EXECVE | X32_SYSCALL_BIT;
 const X32_BIT_EXECVEAT: i32 = X86_64_EXECVEAT | X32_SYSCALL_BIT;
 const I386_EXECVE: i32 = 11;
 const I386_EXECVEAT: i32 = 358;
+
+// The syscalls that can give a process another root or mount namespace: x86_64 and x32
+// share these numbers ("common" in syscall_64.tbl), i386 has its own (syscall_32.tbl).
+const X86_64_CHROOT: i32 = libc::SYS_chroot as i32;
+const X86_64_PIVOT_ROOT: i32 = libc::SYS_pivot_root as i32;
+const X86_64_SETNS: i32 = libc::SYS_setns as i32;
+const X86_64_UNSHARE: i32 = libc::SYS_unshare as i32;
+const X86_64_CLONE: i32 = libc::SYS_clone as i32;
+const I386_CHROOT: i32 = 61;
+const I386_PIVOT_ROOT: i32 = 217;
+const I386_SETNS: i32 = 346;
+const I386_UNSHARE: i32 = 310;
+const I386_CLONE: i32 = 120;
+/// The same number on every x86 ABI (syscalls added since Linux 5.1 are unified).
+const CLONE3: i32 = libc::SYS_clone3 as i32;
 
 /// Missing from libc (linux/seccomp.h, Linux 6.6): the notifying task blocks right after
 /// waking the supervisor, so the kernel wakes it as a synchronous hand-off (WF_SYNC) and
@@ -83,8 +99,19 @@ pub struct ExecArgs {
 }
 
 impl Notification {
-    /// Whether the syscall is execveat (otherwise it is execve: the filter notifies nothing
-    /// else).
+    /// Whether the syscall is execve or execveat. Anything else that the filter notifies
+    /// (chroot, pivot_root, setns, and unshare or clone with CLONE_NEWNS) can change the
+    /// root that paths resolve in, for the caller or, with pivot_root, for every process of
+    /// its mount namespace.
+    pub fn is_exec(&self) -> bool {
+        match self.arch {
+            AUDIT_ARCH_X86_64 => matches!(self.nr, X86_64_EXECVE | X32_EXECVE | X32_BIT_EXECVE) || self.is_execveat(),
+            AUDIT_ARCH_I386 => matches!(self.nr, I386_EXECVE | I386_EXECVEAT),
+            _ => false,
+        }
+    }
+
+    /// Whether the syscall is execveat (of an exec: see [`Notification::is_exec`]).
     pub fn is_execveat(&self) -> bool {
         match self.arch {
             AUDIT_ARCH_X86_64 => matches!(self.nr, X86_64_EXECVEAT | X32_EXECVEAT | X32_BIT_EXECVEAT),
@@ -254,52 +281,163 @@ impl AsRawFd for NotifyFd {
 }
 
 // Classic BPF as the seccomp filter sees it: `seccomp_data` starts with `int nr`, then
-// `u32 arch`.
+// `u32 arch`, the instruction pointer, and the six arguments as u64 (the low word of the
+// first at offset 16: x86 is little-endian).
 const OFFSET_NR: u32 = 0;
 const OFFSET_ARCH: u32 = 4;
+const OFFSET_ARG0_LOW: u32 = 16;
 const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
 const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+const JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
 const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
 
-const fn load(offset: u32) -> libc::sock_filter {
-    libc::sock_filter { code: LD_W_ABS, jt: 0, jf: 0, k: offset }
+/// A place in the program that jumps go to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Label {
+    I386,
+    NewMountNamespace,
+    Notify,
+    NoSuchSyscall,
+    Kill,
 }
 
-/// If the accumulator equals `k`, skip `jt` instructions, else `jf`.
-const fn jump_eq(k: u32, jt: u8, jf: u8) -> libc::sock_filter {
-    libc::sock_filter { code: JEQ_K, jt, jf, k }
+/// One step of the program: an instruction, or the place of a label. Jumps name labels
+/// instead of counting instructions, so inserting a step cannot send a jump astray.
+#[derive(Clone, Copy)]
+enum Step {
+    Load(u32),
+    /// To the label if the accumulator equals the value, else on.
+    IfEq(u32, Label),
+    /// To the label if the accumulator differs from the value, else on.
+    IfNe(u32, Label),
+    /// To the label if the accumulator has any bit of the value, else on.
+    IfAnyBit(u32, Label),
+    Return(u32),
+    Here(Label),
 }
 
-const fn ret(action: u32) -> libc::sock_filter {
-    libc::sock_filter { code: RET_K, jt: 0, jf: 0, k: action }
+const fn notify_if(nr: i32) -> Step {
+    Step::IfEq(nr as u32, Label::Notify)
 }
 
-const FILTER_LEN: usize = 17;
-
-/// A jump skips `jt` (or `jf`) instructions: the indices in the comments keep the offsets
-/// checkable, and the tests run every case through the program.
-const EXEC_FILTER: [libc::sock_filter; FILTER_LEN] = [
-    /* 0 */ load(OFFSET_ARCH),
-    /* 1 */ jump_eq(AUDIT_ARCH_X86_64, 0, 8), // else to 10
-    /* 2 */ load(OFFSET_NR),
-    /* 3 */ jump_eq(X86_64_EXECVE as u32, 12, 0), // to 16
-    /* 4 */ jump_eq(X86_64_EXECVEAT as u32, 11, 0),
-    /* 5 */ jump_eq(X32_EXECVE as u32, 10, 0),
-    /* 6 */ jump_eq(X32_EXECVEAT as u32, 9, 0),
-    /* 7 */ jump_eq(X32_BIT_EXECVE as u32, 8, 0),
-    /* 8 */ jump_eq(X32_BIT_EXECVEAT as u32, 7, 0),
-    /* 9 */ ret(libc::SECCOMP_RET_ALLOW),
-    /* 10 */ jump_eq(AUDIT_ARCH_I386, 0, 4), // else to 15
-    /* 11 */ load(OFFSET_NR),
-    /* 12 */ jump_eq(I386_EXECVE as u32, 3, 0), // to 16
-    /* 13 */ jump_eq(I386_EXECVEAT as u32, 2, 0),
-    /* 14 */ ret(libc::SECCOMP_RET_ALLOW),
-    /* 15 */ ret(libc::SECCOMP_RET_KILL_PROCESS), // an unknown ABI could reach execve unseen
-    /* 16 */ ret(libc::SECCOMP_RET_USER_NOTIF),
+/// The program: execve and execveat of every x86 ABI go to the supervisor, and so does
+/// every syscall that can give a process another root or mount namespace (what the
+/// supervisor relies on to resolve paths in a root it opened once, see
+/// [`Notification::is_exec`]). clone and unshare are notified only with CLONE_NEWNS
+/// (forks are the commonest syscall after exec's own), clone3 is refused with ENOSYS (its
+/// flags sit in memory that a filter cannot read; glibc then falls back to clone, as it
+/// does under Docker's and containerd's default profiles), any other syscall runs, and an
+/// unknown ABI is killed (it could reach execve unseen).
+const STEPS: &[Step] = &[
+    Step::Load(OFFSET_ARCH),
+    Step::IfNe(AUDIT_ARCH_X86_64, Label::I386),
+    Step::Load(OFFSET_NR),
+    notify_if(X86_64_EXECVE),
+    notify_if(X86_64_EXECVEAT),
+    notify_if(X32_EXECVE),
+    notify_if(X32_EXECVEAT),
+    notify_if(X32_BIT_EXECVE),
+    notify_if(X32_BIT_EXECVEAT),
+    notify_if(X86_64_CHROOT),
+    notify_if(X86_64_CHROOT | X32_SYSCALL_BIT),
+    notify_if(X86_64_PIVOT_ROOT),
+    notify_if(X86_64_PIVOT_ROOT | X32_SYSCALL_BIT),
+    notify_if(X86_64_SETNS),
+    notify_if(X86_64_SETNS | X32_SYSCALL_BIT),
+    Step::IfEq(X86_64_UNSHARE as u32, Label::NewMountNamespace),
+    Step::IfEq((X86_64_UNSHARE | X32_SYSCALL_BIT) as u32, Label::NewMountNamespace),
+    Step::IfEq(X86_64_CLONE as u32, Label::NewMountNamespace),
+    Step::IfEq((X86_64_CLONE | X32_SYSCALL_BIT) as u32, Label::NewMountNamespace),
+    Step::IfEq(CLONE3 as u32, Label::NoSuchSyscall),
+    Step::IfEq((CLONE3 | X32_SYSCALL_BIT) as u32, Label::NoSuchSyscall),
+    Step::Return(libc::SECCOMP_RET_ALLOW),
+    Step::Here(Label::I386),
+    Step::IfNe(AUDIT_ARCH_I386, Label::Kill),
+    Step::Load(OFFSET_NR),
+    notify_if(I386_EXECVE),
+    notify_if(I386_EXECVEAT),
+    notify_if(I386_CHROOT),
+    notify_if(I386_PIVOT_ROOT),
+    notify_if(I386_SETNS),
+    Step::IfEq(I386_UNSHARE as u32, Label::NewMountNamespace),
+    Step::IfEq(I386_CLONE as u32, Label::NewMountNamespace),
+    Step::IfEq(CLONE3 as u32, Label::NoSuchSyscall),
+    Step::Return(libc::SECCOMP_RET_ALLOW),
+    Step::Here(Label::Kill),
+    Step::Return(libc::SECCOMP_RET_KILL_PROCESS),
+    // unshare's and clone's flags are their first argument on every x86 ABI (i386's clone
+    // too: CONFIG_CLONE_BACKWARDS).
+    Step::Here(Label::NewMountNamespace),
+    Step::Load(OFFSET_ARG0_LOW),
+    Step::IfAnyBit(libc::CLONE_NEWNS as u32, Label::Notify),
+    Step::Return(libc::SECCOMP_RET_ALLOW),
+    Step::Here(Label::NoSuchSyscall),
+    Step::Return(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+    Step::Here(Label::Notify),
+    Step::Return(libc::SECCOMP_RET_USER_NOTIF),
 ];
 
-/// The filter that notifies execve and execveat for every ABI of x86_64, allows every other
-/// syscall, and kills a process that enters the kernel through an unknown ABI.
+const fn instruction_count(steps: &[Step]) -> usize {
+    let (mut count, mut i) = (0, 0);
+    while i < steps.len() {
+        if !matches!(steps[i], Step::Here(_)) {
+            count += 1;
+        }
+        i += 1;
+    }
+    count
+}
+
+/// Where `label` stands, in instructions from the start.
+const fn position(steps: &[Step], label: Label) -> usize {
+    let (mut position, mut i) = (0, 0);
+    while i < steps.len() {
+        match steps[i] {
+            Step::Here(here) if here as u8 == label as u8 => return position,
+            Step::Here(_) => {}
+            _ => position += 1,
+        }
+        i += 1;
+    }
+    panic!("a jump to a label that is nowhere in the program");
+}
+
+/// The offset a jump at `from` takes to reach `label`: BPF jumps only forward, by at most
+/// 255 instructions.
+const fn offset(steps: &[Step], from: usize, label: Label) -> u8 {
+    let target = position(steps, label);
+    assert!(target > from && target - from - 1 <= u8::MAX as usize, "a jump backwards or too far");
+    (target - from - 1) as u8
+}
+
+/// Assembles the program at compile time: a wrong label fails the build, not a process.
+const fn assemble<const N: usize>(steps: &[Step]) -> [libc::sock_filter; N] {
+    let mut program = [libc::sock_filter { code: 0, jt: 0, jf: 0, k: 0 }; N];
+    let (mut pc, mut i) = (0, 0);
+    while i < steps.len() {
+        let instruction = match steps[i] {
+            Step::Here(_) => None,
+            Step::Load(offset) => Some(libc::sock_filter { code: LD_W_ABS, jt: 0, jf: 0, k: offset }),
+            Step::IfEq(k, to) => Some(libc::sock_filter { code: JEQ_K, jt: offset(steps, pc, to), jf: 0, k }),
+            Step::IfNe(k, to) => Some(libc::sock_filter { code: JEQ_K, jt: 0, jf: offset(steps, pc, to), k }),
+            Step::IfAnyBit(k, to) => Some(libc::sock_filter { code: JSET_K, jt: offset(steps, pc, to), jf: 0, k }),
+            Step::Return(action) => Some(libc::sock_filter { code: RET_K, jt: 0, jf: 0, k: action }),
+        };
+        if let Some(instruction) = instruction {
+            program[pc] = instruction;
+            pc += 1;
+        }
+        i += 1;
+    }
+    assert!(pc == N, "the program's length is its instruction count");
+    program
+}
+
+const FILTER_LEN: usize = instruction_count(STEPS);
+const EXEC_FILTER: [libc::sock_filter; FILTER_LEN] = assemble(STEPS);
+
+/// The filter that notifies execve and execveat for every ABI of x86_64, and the syscalls
+/// that change roots (see [`STEPS`]).
 ///
 /// Built in the parent before fork: installing it must not allocate (see
 /// [`ExecFilter::install_in_child`]).
@@ -637,7 +775,7 @@ mod tests {
         let n = next_notification(&notify);
         assert_eq!(n.pid, child.pid as u32);
         assert_eq!((n.arch, n.nr), (AUDIT_ARCH_X86_64, X86_64_EXECVE));
-        assert!(!n.is_execveat());
+        assert!(n.is_exec() && !n.is_execveat());
         let args = n.exec_args();
         assert_eq!(args.dirfd, None);
         assert_eq!(args.pointer_width, PointerWidth::Bits64);
@@ -791,16 +929,19 @@ mod tests {
     }
 
     /// The program as the kernel runs it, for the cases no real process here can produce.
-    fn run_filter(nr: i32, arch: u32) -> u32 {
+    fn run_filter(nr: i32, arch: u32, arg0: u64) -> u32 {
         let mut acc = 0;
         let mut pc = 0;
         loop {
             let ins = EXEC_FILTER[pc];
-            match ins.code {
-                LD_W_ABS => acc = if ins.k == OFFSET_NR { nr as u32 } else { arch },
-                JEQ_K => pc += usize::from(if acc == ins.k { ins.jt } else { ins.jf }),
-                RET_K => return ins.k,
-                code => panic!("unexpected instruction {code:#x}"),
+            match (ins.code, ins.k) {
+                (LD_W_ABS, OFFSET_NR) => acc = nr as u32,
+                (LD_W_ABS, OFFSET_ARCH) => acc = arch,
+                (LD_W_ABS, OFFSET_ARG0_LOW) => acc = arg0 as u32,
+                (JEQ_K, k) => pc += usize::from(if acc == k { ins.jt } else { ins.jf }),
+                (JSET_K, k) => pc += usize::from(if acc & k != 0 { ins.jt } else { ins.jf }),
+                (RET_K, k) => return k,
+                (code, k) => panic!("unexpected instruction {code:#x} {k:#x}"),
             }
             pc += 1;
         }
@@ -811,23 +952,78 @@ mod tests {
         const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
         let notify = libc::SECCOMP_RET_USER_NOTIF;
         let allow = libc::SECCOMP_RET_ALLOW;
+        let enosys = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+        let (x86_64, i386, x32) = (AUDIT_ARCH_X86_64, AUDIT_ARCH_I386, X32_SYSCALL_BIT);
+        let newns = libc::CLONE_NEWNS as u64;
+        // A fork as glibc makes it, and a thread.
+        let fork = libc::SIGCHLD as u64 | libc::CLONE_CHILD_SETTID as u64 | libc::CLONE_CHILD_CLEARTID as u64;
+        let thread = (libc::CLONE_VM | libc::CLONE_FS | libc::CLONE_FILES | libc::CLONE_THREAD) as u64;
         let rows = [
-            (AUDIT_ARCH_X86_64, X86_64_EXECVE, notify, "x86_64 execve"),
-            (AUDIT_ARCH_X86_64, X86_64_EXECVEAT, notify, "x86_64 execveat"),
-            (AUDIT_ARCH_X86_64, X32_EXECVE, notify, "x32 execve"),
-            (AUDIT_ARCH_X86_64, X32_EXECVEAT, notify, "x32 execveat"),
-            (AUDIT_ARCH_X86_64, X32_BIT_EXECVE, notify, "x86_64 number with the x32 bit"),
-            (AUDIT_ARCH_X86_64, X32_BIT_EXECVEAT, notify, "x86_64 number with the x32 bit"),
-            (AUDIT_ARCH_X86_64, libc::SYS_getpid as i32, allow, "anything else runs"),
-            (AUDIT_ARCH_X86_64, I386_EXECVE, allow, "11 is munmap on x86_64"),
-            (AUDIT_ARCH_I386, I386_EXECVE, notify, "i386 execve"),
-            (AUDIT_ARCH_I386, I386_EXECVEAT, notify, "i386 execveat"),
-            (AUDIT_ARCH_I386, X86_64_EXECVE, allow, "59 is olduname on i386"),
-            (AUDIT_ARCH_AARCH64, 221, libc::SECCOMP_RET_KILL_PROCESS, "unknown ABI"),
+            (x86_64, X86_64_EXECVE, 0, notify, "x86_64 execve"),
+            (x86_64, X86_64_EXECVEAT, 0, notify, "x86_64 execveat"),
+            (x86_64, X32_EXECVE, 0, notify, "x32 execve"),
+            (x86_64, X32_EXECVEAT, 0, notify, "x32 execveat"),
+            (x86_64, X32_BIT_EXECVE, 0, notify, "x86_64 number with the x32 bit"),
+            (x86_64, X32_BIT_EXECVEAT, 0, notify, "x86_64 number with the x32 bit"),
+            (x86_64, libc::SYS_getpid as i32, 0, allow, "anything else runs"),
+            (x86_64, I386_EXECVE, 0, allow, "11 is munmap on x86_64"),
+            (x86_64, X86_64_CHROOT, 0, notify, "chroot"),
+            (x86_64, X86_64_CHROOT | x32, 0, notify, "x32 chroot"),
+            (x86_64, X86_64_PIVOT_ROOT, 0, notify, "pivot_root"),
+            (x86_64, X86_64_PIVOT_ROOT | x32, 0, notify, "x32 pivot_root"),
+            (x86_64, X86_64_SETNS, 0, notify, "setns"),
+            (x86_64, X86_64_SETNS | x32, 0, notify, "x32 setns"),
+            (x86_64, X86_64_UNSHARE, newns, notify, "unshare of the mount namespace"),
+            (x86_64, X86_64_UNSHARE | x32, newns | libc::CLONE_NEWUSER as u64, notify, "x32 unshare"),
+            (x86_64, X86_64_UNSHARE, libc::CLONE_NEWUTS as u64, allow, "unshare of another namespace"),
+            (x86_64, X86_64_CLONE, fork, allow, "a fork"),
+            (x86_64, X86_64_CLONE, thread, allow, "a thread"),
+            (x86_64, X86_64_CLONE, fork | newns, notify, "a fork into a new mount namespace"),
+            (x86_64, X86_64_CLONE | x32, fork | newns, notify, "x32 clone"),
+            (x86_64, X86_64_CLONE, newns << 32, allow, "the kernel's flags are 32 bits wide"),
+            (x86_64, CLONE3, 0, enosys, "clone3"),
+            (x86_64, CLONE3 | x32, 0, enosys, "x32 clone3"),
+            (i386, I386_EXECVE, 0, notify, "i386 execve"),
+            (i386, I386_EXECVEAT, 0, notify, "i386 execveat"),
+            (i386, X86_64_EXECVE, 0, allow, "59 is olduname on i386"),
+            (i386, I386_CHROOT, 0, notify, "i386 chroot"),
+            (i386, I386_PIVOT_ROOT, 0, notify, "i386 pivot_root"),
+            (i386, I386_SETNS, 0, notify, "i386 setns"),
+            (i386, I386_UNSHARE, newns, notify, "i386 unshare"),
+            (i386, I386_UNSHARE, 0, allow, "i386 unshare without CLONE_NEWNS"),
+            (i386, I386_CLONE, fork | newns, notify, "i386 clone"),
+            (i386, I386_CLONE, fork, allow, "i386 fork"),
+            (i386, CLONE3, 0, enosys, "i386 clone3"),
+            (i386, X86_64_CHROOT, 0, allow, "161 is sched_rr_get_interval on i386"),
+            (AUDIT_ARCH_AARCH64, 221, 0, libc::SECCOMP_RET_KILL_PROCESS, "unknown ABI"),
         ];
-        for (arch, nr, expected, why) in rows {
-            assert_eq!(run_filter(nr, arch), expected, "{why}: arch {arch:#x} nr {nr:#x}");
+        for (arch, nr, arg0, expected, why) in rows {
+            assert_eq!(run_filter(nr, arch, arg0), expected, "{why}: arch {arch:#x} nr {nr:#x}");
         }
+    }
+
+    /// A fork under the filter: clone3 fails with ENOSYS, which glibc answers with clone.
+    #[test]
+    fn clone3_is_refused_with_enosys() {
+        let (mut child, _notify) = fork_filtered(|| {
+            // SAFETY: clone3 with a null argument fails before it could create anything.
+            unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0) }
+        });
+        assert_eq!(child.wait(), Some(100 + libc::ENOSYS));
+    }
+
+    /// chroot is notified with its kind and runs once continued.
+    #[test]
+    fn chroot_is_notified_and_not_an_exec() {
+        let (mut child, notify) = fork_filtered(|| {
+            // SAFETY: chroot to / changes nothing; the literal is NUL-terminated.
+            unsafe { libc::chroot(c"/".as_ptr()) as libc::c_long }
+        });
+        let n = next_notification(&notify);
+        assert_eq!((n.arch, n.nr), (AUDIT_ARCH_X86_64, X86_64_CHROOT));
+        assert!(!n.is_exec());
+        notify.respond_continue(n.id).unwrap();
+        assert_eq!(child.wait(), Some(0));
     }
 
     #[test]
