@@ -13,7 +13,6 @@
 //!    whole picture, and the extra reads only cost the rare exec), is decided again on the
 //!    complete event, and ID_VALID is checked once more after those reads.
 
-use std::fmt;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -23,7 +22,7 @@ use execguard_policy::name::{loaded_program, tool_name};
 use execguard_policy::{Action, DecisionRecord, ExecEvent, Needs, Policy};
 
 use crate::supervisor::identity::Identities;
-use crate::supervisor::memory;
+use crate::supervisor::memory::{self, Bounds, Unreadable};
 use crate::supervisor::procfs;
 use crate::supervisor::resolve::{self, ProcessRoot};
 use crate::supervisor::seccomp::{Notification, NotifyFd};
@@ -116,20 +115,6 @@ pub enum Inspected {
     },
 }
 
-/// Why an exec could not be read. A path or argv that cannot be read now would fail the
-/// kernel's own copy too, unless the process maps it in between: such an exec is blocked.
-#[derive(Debug)]
-struct Unreadable {
-    what: &'static str,
-    error: std::io::Error,
-}
-
-impl fmt::Display for Unreadable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "execguard could not read the exec's {}: {}", self.what, self.error)
-    }
-}
-
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -154,13 +139,8 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
     let (limits, known_tools) = (&config.limits, config.known_tools.as_slice());
     let pid = notification.pid;
     let exec = notification.exec_args();
-    let read = memory::read_c_string(pid, exec.path, MAX_PATH)
-        .map_err(|error| Unreadable { what: "path", error })
-        .and_then(|(path, _)| {
-            memory::read_argv(pid, exec.argv, exec.pointer_width, limits.max_args, limits.max_arg_bytes)
-                .map(|argv| (path, argv))
-                .map_err(|error| Unreadable { what: "arguments", error })
-        });
+    let bounds = Bounds { max_path: MAX_PATH, max_args: limits.max_args, max_arg_bytes: limits.max_arg_bytes };
+    let read = memory::read_exec(pid, exec.path, exec.argv, exec.pointer_width, bounds);
     // Nothing read is used before this check.
     if !fd.id_valid(notification.id) {
         return Inspected::Withdrawn;

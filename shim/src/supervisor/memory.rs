@@ -133,22 +133,117 @@ pub fn read_c_string(pid: u32, addr: u64, max: usize) -> io::Result<(Vec<u8>, bo
     }
 }
 
+/// Why an exec's path or arguments could not be read.
+#[derive(Debug)]
+pub struct Unreadable {
+    pub what: &'static str,
+    pub error: io::Error,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "execguard could not read the exec's {}: {}", self.what, self.error)
+    }
+}
+
+/// How much of an exec's path and arguments to read.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub max_path: usize,
+    pub max_args: usize,
+    pub max_arg_bytes: usize,
+}
+
+/// Memory of the task read earlier: `bytes` were at `addr`.
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    addr: u64,
+    bytes: &'a [u8],
+}
+
+impl<'a> Seen<'a> {
+    /// What was read from `addr` on, if `addr` lies in this range.
+    fn from(&self, addr: u64) -> Option<&'a [u8]> {
+        let offset = usize::try_from(addr.checked_sub(self.addr)?).ok()?;
+        self.bytes.get(offset..).filter(|rest| !rest.is_empty())
+    }
+}
+
+/// Reads an exec's path (the string at `path_addr`) and argv (the array at `argv_addr`).
+///
+/// Every read costs a syscall of 5 us or more here, so the first one takes the rest of the
+/// path's page and the start of the pointer array at once: shells and libcs build the
+/// path and the argument strings next to the array, and most execs need no other read.
+/// Whatever that read did not cover is read as [`read_c_string`] and [`read_argv`] would.
+pub fn read_exec(
+    pid: u32,
+    path_addr: u64,
+    argv_addr: u64,
+    width: PointerWidth,
+    bounds: Bounds,
+) -> Result<(Vec<u8>, Argv), Unreadable> {
+    let path_error = |error| Unreadable { what: "path", error };
+    let pid_t = pid_t(pid).map_err(path_error)?;
+    if path_addr == 0 {
+        return Err(path_error(efault()));
+    }
+    let path_len = CHUNK.min(left_in_page(path_addr));
+    let pointers_len = match argv_addr {
+        0 => 0,
+        addr => CHUNK.min(left_in_page(addr)).min(bounds.max_args.saturating_add(1).saturating_mul(width.bytes())),
+    };
+    let mut buf = [0u8; 2 * CHUNK];
+    let ranges = [remote(path_addr, path_len), remote(argv_addr, pointers_len)];
+    let ranges = if pointers_len == 0 { &ranges[..1] } else { &ranges[..] };
+    let arrived = read_ranges(pid_t, &mut buf[..path_len + pointers_len], ranges).map_err(path_error)?;
+    let seen = [
+        Seen { addr: path_addr, bytes: &buf[..arrived.min(path_len)] },
+        Seen { addr: argv_addr, bytes: buf.get(path_len..arrived).unwrap_or_default() },
+    ];
+    let path = match seen[0].bytes.iter().position(|&b| b == 0) {
+        Some(nul) if nul <= bounds.max_path => seen[0].bytes[..nul].to_vec(),
+        _ => read_c_string(pid, path_addr, bounds.max_path).map_err(path_error)?.0,
+    };
+    let argv = read_argv_after(pid, argv_addr, width, bounds, &seen)
+        .map_err(|error| Unreadable { what: "arguments", error })?;
+    Ok((path, argv))
+}
+
 /// Reads the NULL-terminated pointer array at `argv_addr` and the strings it points to:
 /// at most `max_args` strings and `max_bytes` bytes of them in all (NULs not counted; the
 /// string that crosses the byte bound is cut to fit). A null `argv_addr` is an empty argv:
 /// Linux accepts execve with argv NULL.
+#[cfg(test)]
 pub fn read_argv(pid: u32, argv_addr: u64, width: PointerWidth, max_args: usize, max_bytes: usize) -> io::Result<Argv> {
+    let bounds = Bounds { max_path: 0, max_args, max_arg_bytes: max_bytes };
+    read_argv_after(pid, argv_addr, width, bounds, &[])
+}
+
+/// [`read_argv`], taking what `seen` already holds instead of reading it again.
+fn read_argv_after(pid: u32, argv_addr: u64, width: PointerWidth, bounds: Bounds, seen: &[Seen]) -> io::Result<Argv> {
     if argv_addr == 0 {
         return Ok(Argv::default());
     }
     let pid_t = pid_t(pid)?;
-    let (pointers, mut truncated) = read_pointers(pid_t, argv_addr, width, max_args)?;
+    let max_args = bounds.max_args;
+    let known_pointers =
+        seen.iter().find_map(|s| s.from(argv_addr)).and_then(|bytes| pointers_in(bytes, width, max_args));
+    let (pointers, mut truncated) = match known_pointers {
+        Some(known) => known,
+        None => read_pointers(pid_t, argv_addr, width, max_args)?,
+    };
+    let in_seen = |pointer: u64| seen.iter().find_map(|s| s.from(pointer));
     let mut args = Vec::with_capacity(pointers.len());
-    let mut budget = max_bytes;
+    let mut budget = bounds.max_arg_bytes;
     let mut buf = Vec::new();
     'batches: for batch in pointers.chunks(PREFETCH_BATCH) {
-        let pieces = prefetch(pid_t, batch, &mut buf)?;
-        for (&pointer, piece) in batch.iter().zip(pieces) {
+        let unseen: Vec<u64> = batch.iter().copied().filter(|&p| in_seen(p).is_none()).collect();
+        let mut fetched = if unseen.is_empty() { Vec::new() } else { prefetch(pid_t, &unseen, &mut buf)? }.into_iter();
+        for &pointer in batch {
+            let piece = match in_seen(pointer) {
+                Some(piece) => Some(piece),
+                None => fetched.next().flatten(),
+            };
             let whole = piece.and_then(|p| p.iter().position(|&b| b == 0).map(|nul| &p[..nul]));
             let (arg, cut) = match whole {
                 Some(whole) if whole.len() <= budget => (whole.to_vec(), false),
@@ -196,6 +291,32 @@ fn prefetch<'a>(pid: libc::pid_t, pointers: &[u64], buf: &'a mut Vec<u8>) -> io:
         .collect())
 }
 
+/// The pointer at the start of `raw` (`width` bytes of it).
+fn decode_pointer(raw: &[u8]) -> u64 {
+    // x86 is little-endian: a 32-bit pointer is the low half of a zero-padded u64.
+    let mut bytes = [0u8; 8];
+    let n = raw.len().min(8);
+    bytes[..n].copy_from_slice(&raw[..n]);
+    u64::from_le_bytes(bytes)
+}
+
+/// The pointers of a NULL-terminated array whose start is `bytes`, as [`read_pointers`]
+/// returns them, or None when `bytes` ends before that is known.
+fn pointers_in(bytes: &[u8], width: PointerWidth, max: usize) -> Option<(Vec<u64>, bool)> {
+    let mut pointers = Vec::new();
+    for raw in bytes.chunks_exact(width.bytes()) {
+        let pointer = decode_pointer(raw);
+        if pointer == 0 {
+            return Some((pointers, false));
+        }
+        if pointers.len() == max {
+            return Some((pointers, true));
+        }
+        pointers.push(pointer);
+    }
+    None
+}
+
 /// Reads up to `max` non-null pointers of a NULL-terminated array, a page at a time, and
 /// whether a non-null pointer followed the last one read.
 fn read_pointers(pid: libc::pid_t, addr: u64, width: PointerWidth, max: usize) -> io::Result<(Vec<u64>, bool)> {
@@ -215,10 +336,7 @@ fn read_pointers(pid: libc::pid_t, addr: u64, width: PointerWidth, max: usize) -
         }
         let whole = filled - filled % size;
         for raw in buf[..whole].chunks_exact(size) {
-            // x86 is little-endian: a 32-bit pointer is the low half of a zero-padded u64.
-            let mut bytes = [0u8; 8];
-            bytes[..size].copy_from_slice(raw);
-            let pointer = u64::from_le_bytes(bytes);
+            let pointer = decode_pointer(raw);
             if pointer == 0 {
                 return Ok((pointers, false));
             }
@@ -384,6 +502,49 @@ mod tests {
         map.bytes()[page - 4..page - 4 + words.len()].copy_from_slice(&words);
         let argv = read_argv(me(), map.at(page - 4), PointerWidth::Bits64, 16, 4096).unwrap();
         assert_eq!(argv.args, vec![b"arg".to_vec(), b"arg".to_vec()]);
+    }
+
+    const BOUNDS: Bounds = Bounds { max_path: 4096, max_args: 16, max_arg_bytes: 4096 };
+
+    /// A page laid out as a shell lays out an exec: the path, the pointer array, and the
+    /// strings, side by side. Then the same exec with each part somewhere that the first read
+    /// does not reach.
+    #[test]
+    fn read_exec_takes_what_its_first_read_holds_and_reads_the_rest() {
+        let mut map = Mapping::new(3, 0);
+        let page = page_size() as usize;
+        let (path, args) = (page + 16, page + 64);
+        map.bytes()[path..path + 8].copy_from_slice(b"/bin/ls\0");
+        map.bytes()[page + 200..page + 203].copy_from_slice(b"-l\0");
+        let pointers = [map.at(path), map.at(page + 200), 0];
+        let words: Vec<u8> = pointers.iter().flat_map(|p| p.to_le_bytes()).collect();
+        map.bytes()[args..args + words.len()].copy_from_slice(&words);
+        let expected =
+            (b"/bin/ls".to_vec(), Argv { args: vec![b"/bin/ls".to_vec(), b"-l".to_vec()], truncated: false });
+        let read = read_exec(me(), map.at(path), map.at(args), PointerWidth::Bits64, BOUNDS).unwrap();
+        assert_eq!(read, expected);
+
+        // An argument on another page, the path crossing into the next page, the array
+        // straddling a page end.
+        let far = CString::new("-l").unwrap();
+        let crossing = 2 * page - 4;
+        map.bytes()[crossing..crossing + 8].copy_from_slice(b"/bin/ls\0");
+        let pointers = [map.at(crossing), far.as_ptr() as u64, 0];
+        let words: Vec<u8> = pointers.iter().flat_map(|p| p.to_le_bytes()).collect();
+        let straddling = page - 12;
+        map.bytes()[straddling..straddling + words.len()].copy_from_slice(&words);
+        let read = read_exec(me(), map.at(crossing), map.at(straddling), PointerWidth::Bits64, BOUNDS).unwrap();
+        assert_eq!(read, expected);
+
+        // Which part could not be read is said.
+        let err = read_exec(me(), 0, map.at(args), PointerWidth::Bits64, BOUNDS).unwrap_err();
+        assert_eq!((err.what, err.error.raw_os_error()), ("path", Some(libc::EFAULT)));
+        map.protect_from(2);
+        let bad = [map.at(path), map.at(2 * page), 0];
+        let words: Vec<u8> = bad.iter().flat_map(|p| p.to_le_bytes()).collect();
+        map.bytes()[args..args + words.len()].copy_from_slice(&words);
+        let err = read_exec(me(), map.at(path), map.at(args), PointerWidth::Bits64, BOUNDS).unwrap_err();
+        assert_eq!((err.what, err.error.raw_os_error()), ("arguments", Some(libc::EFAULT)));
     }
 
     #[test]

@@ -93,7 +93,12 @@ pub fn resolve(
     } else {
         match proc_self_link(&proc, root, path) {
             Some(link) => open_o_path(&link)?,
-            None if path.starts_with(b"/") => open_in_root(root, path)?,
+            None if path.starts_with(b"/") => {
+                if let Some(resolved) = resolve_plain(root, path)? {
+                    return Ok(resolved);
+                }
+                open_in_root(root, path)?
+            }
             None => {
                 let base = fs::read_link(base_link(&proc, dirfd))?;
                 let base_in_root = strip_root(base.as_os_str().as_bytes(), root_text).ok_or_else(|| {
@@ -116,6 +121,42 @@ pub fn resolve(
     let fileless = st.st_nlink == 0 || text.starts_with(b"/memfd:") || text.ends_with(b" (deleted)");
     let in_root = strip_root(text, root_text).unwrap_or(text);
     Ok(Resolved { path: String::from_utf8_lossy(in_root).into_owned(), file, fileless, key: FileKey::of(&st) })
+}
+
+/// Resolves an absolute path that has no symlink, "." or ".." on the way: then it is its
+/// own canonical form, and asking the kernel for the file's path (a readlink through
+/// /proc/self/fd, 6-10 us here) can be skipped. The kernel checks the "no symlink" part
+/// during the same walk that opens the file (RESOLVE_NO_SYMLINKS). None when the path
+/// needs the full resolution.
+fn resolve_plain(root: BorrowedFd<'_>, path: &[u8]) -> io::Result<Option<Resolved>> {
+    let components = || path.split(|&b| b == b'/').filter(|c| !c.is_empty());
+    if components().any(|c| c == b"." || c == b"..") {
+        return Ok(None);
+    }
+    let resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS;
+    let file = match openat2(root, path, libc::O_PATH, resolve) {
+        Ok(file) => file,
+        // ELOOP: a symlink on the way; EAGAIN: a concurrent rename, retried by the full
+        // resolution.
+        Err(err) if matches!(err.raw_os_error(), Some(libc::ELOOP | libc::EAGAIN)) => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    let st = fstat(file.as_fd())?;
+    let mut canonical = Vec::with_capacity(path.len());
+    for component in components() {
+        canonical.push(b'/');
+        canonical.extend_from_slice(component);
+    }
+    if canonical.is_empty() {
+        canonical.push(b'/');
+    }
+    Ok(Some(Resolved {
+        path: String::from_utf8_lossy(&canonical).into_owned(),
+        file,
+        // Found by its name, so it has one, unless it was unlinked since.
+        fileless: st.st_nlink == 0,
+        key: FileKey::of(&st),
+    }))
 }
 
 /// The path of an open file as the kernel prints it (d_path): relative to the root of the
@@ -405,7 +446,8 @@ mod tests {
         let root = fake_root();
         let child = chrooted(&root.0, Some("/"));
         let sh = root.0.join("bin/sh");
-        for path in ["/etc/x", "/etc/chain", "/bin/sh", "/bin/../etc/x"] {
+        // "/bin/sh" and "//bin//sh" take the plain path (no symlink, no dots), the others not.
+        for path in ["/etc/x", "/etc/chain", "/bin/sh", "//bin//sh", "/bin/../etc/x"] {
             assert_is(&resolve_now(child.pid(), None, path.as_bytes(), false).unwrap(), "/bin/sh", &sh);
         }
     }
