@@ -13,6 +13,7 @@
 //!    whole picture, and the extra reads only cost the rare exec), is decided again on the
 //!    complete event, and ID_VALID is checked once more after those reads.
 
+use std::collections::HashSet;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -24,7 +25,7 @@ use execguard_policy::{Action, DecisionRecord, ExecEvent, Needs, Policy};
 use crate::supervisor::identity::Identities;
 use crate::supervisor::memory::{self, Bounds, Unreadable};
 use crate::supervisor::procfs;
-use crate::supervisor::resolve::{self, ProcessRoot};
+use crate::supervisor::resolve::{self, ProcessRoot, Resolved};
 use crate::supervisor::seccomp::{Notification, NotifyFd};
 use crate::supervisor::Config;
 
@@ -130,6 +131,8 @@ pub struct Source<'a> {
     pub root: RootPid,
     /// The root of the filter's processes, opened at its first exec (see [`RootChanges`]).
     pub filter_root: &'a OnceLock<ProcessRoot>,
+    /// Unique ids of the mounts seen so far whose file system is not a memory one.
+    pub mounts_not_in_memory: &'a Mutex<HashSet<u64>>,
     pub identities: &'a Mutex<Identities>,
 }
 
@@ -182,7 +185,7 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
             drop(identities);
             let in_writable_dir = WRITABLE_DIRS.iter().any(|dir| resolved.path.starts_with(dir));
             file.writable_location =
-                Some(in_writable_dir || resolve::writable_mount(resolved.file.as_fd()).unwrap_or(false));
+                Some(in_writable_dir || on_writable_memory_fs(&resolved, source.mounts_not_in_memory));
             file.in_image = scope.upper_dir.as_ref().map(|upper| {
                 let in_upper = upper.join(resolved.path.trim_start_matches('/')).symlink_metadata().is_ok();
                 !(resolved.fileless || in_upper)
@@ -234,6 +237,27 @@ fn filter_root_for<'a>(source: &Source<'a>, notification: &Notification) -> Opti
     }
     // Another exec of the filter may have opened it meanwhile: the same root either way.
     Some(source.filter_root.get_or_init(|| opened))
+}
+
+/// Whether the file lies on a writable tmpfs or ramfs. Most execs come from a few mounts
+/// of other file systems, remembered so that they cost no syscall.
+fn on_writable_memory_fs(resolved: &Resolved, mounts_not_in_memory: &Mutex<HashSet<u64>>) -> bool {
+    let remembered = || mounts_not_in_memory.lock().unwrap_or_else(PoisonError::into_inner);
+    if resolved.mount.is_some_and(|mount| remembered().contains(&mount)) {
+        return false;
+    }
+    let file = resolved.file.as_fd();
+    match resolve::on_memory_fs(file) {
+        // Read-only can change with a remount: asked every time.
+        Ok(true) => resolve::mounted_read_only(file).is_ok_and(|read_only| !read_only),
+        Ok(false) => {
+            if let Some(mount) = resolved.mount {
+                remembered().insert(mount);
+            }
+            false
+        }
+        Err(_) => false,
+    }
 }
 
 fn unreadable_exec(pid: u32, scope: &Scope, unreadable: Unreadable) -> Inspected {

@@ -27,6 +27,7 @@ pub mod procfs;
 pub mod resolve;
 pub mod seccomp;
 
+use std::collections::HashSet;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
@@ -149,6 +150,7 @@ struct Filter {
     policy: Arc<PolicySlot>,
     root: OnceLock<RootPid>,
     filter_root: OnceLock<ProcessRoot>,
+    mounts_not_in_memory: Mutex<HashSet<u64>>,
     identities: Mutex<Identities>,
 }
 
@@ -189,6 +191,7 @@ impl Supervisor {
             policy,
             root: OnceLock::new(),
             filter_root: OnceLock::new(),
+            mounts_not_in_memory: Mutex::new(HashSet::new()),
             identities: Mutex::new(Identities::default()),
         });
         let container = filter.scope.container.as_ref().and_then(|c| c.id.clone()).unwrap_or_default();
@@ -219,7 +222,12 @@ impl Supervisor {
                 Ok(notification) => {
                     let supervisor = self.clone();
                     let filter = filter.clone();
-                    tokio::spawn(async move { supervisor.handle(&filter, notification) }.in_current_span());
+                    // No span is carried over (Span::current costs a dispatcher lookup per exec):
+                    // the exec's own span names its container.
+                    tokio::spawn(async move { supervisor.handle(&filter, notification) });
+                    // Let the exec just received be decided before this task polls for the
+                    // next one: that poll is a syscall the waiting exec need not pay for.
+                    tokio::task::yield_now().await;
                 }
                 // Withdrawn between poll and RECV (a signal, an exit): nothing to answer.
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {}
@@ -232,7 +240,8 @@ impl Supervisor {
     }
 
     fn handle(&self, filter: &Filter, notification: Notification) {
-        let _span = tracing::debug_span!("exec", pid = notification.pid, id = notification.id).entered();
+        let container = filter.scope.container.as_ref().and_then(|c| c.id.as_deref()).unwrap_or_default();
+        let _span = tracing::debug_span!("exec", container, pid = notification.pid, id = notification.id).entered();
         let answered = Arc::new(AtomicBool::new(false));
         self.lock_pending().push(Pending {
             fd: filter.fd.clone(),
@@ -248,6 +257,7 @@ impl Supervisor {
             scope: &filter.scope,
             root: *filter.root.get_or_init(|| notification.pid),
             filter_root: &filter.filter_root,
+            mounts_not_in_memory: &filter.mounts_not_in_memory,
             identities: &filter.identities,
         };
         let inspected = inspect::inspect(&source, &notification, &policy, &self.config);

@@ -48,6 +48,8 @@ pub struct Resolved {
     pub fileless: bool,
     /// The file's identity, from the same fstat.
     pub key: FileKey,
+    /// The unique id of the file's mount (None before Linux 6.8).
+    pub mount: Option<u64>,
 }
 
 /// A process's root directory, opened through /proc/PID/root, and its path as the
@@ -81,7 +83,6 @@ pub fn resolve(
     path: &[u8],
     empty_path: bool,
 ) -> io::Result<Resolved> {
-    let proc = format!("/proc/{pid}");
     let root_text = root.text.as_os_str().as_bytes();
     let root = root.fd.as_fd();
     let file = if path.is_empty() {
@@ -89,9 +90,9 @@ pub fn resolve(
         if !empty_path {
             return Err(io::Error::from_raw_os_error(libc::ENOENT));
         }
-        open_o_path(&base_link(&proc, dirfd))?
+        open_o_path(&base_link(pid, dirfd))?
     } else {
-        match proc_self_link(&proc, root, path) {
+        match proc_self_link(pid, root, path) {
             Some(link) => open_o_path(&link)?,
             None if path.starts_with(b"/") => {
                 if let Some(resolved) = resolve_plain(root, path)? {
@@ -100,7 +101,7 @@ pub fn resolve(
                 open_in_root(root, path)?
             }
             None => {
-                let base = fs::read_link(base_link(&proc, dirfd))?;
+                let base = fs::read_link(base_link(pid, dirfd))?;
                 let base_in_root = strip_root(base.as_os_str().as_bytes(), root_text).ok_or_else(|| {
                     io::Error::other(format!(
                         "{} is outside the process's root {}",
@@ -118,9 +119,15 @@ pub fn resolve(
     let text = fd_link(file.as_fd())?;
     let text = text.as_os_str().as_bytes();
     let st = fstat(file.as_fd())?;
-    let fileless = st.st_nlink == 0 || text.starts_with(b"/memfd:") || text.ends_with(b" (deleted)");
+    let fileless = st.stx_nlink == 0 || text.starts_with(b"/memfd:") || text.ends_with(b" (deleted)");
     let in_root = strip_root(text, root_text).unwrap_or(text);
-    Ok(Resolved { path: String::from_utf8_lossy(in_root).into_owned(), file, fileless, key: FileKey::of(&st) })
+    Ok(Resolved {
+        path: String::from_utf8_lossy(in_root).into_owned(),
+        file,
+        fileless,
+        key: FileKey::of(&st),
+        mount: unique_mount(&st),
+    })
 }
 
 /// Resolves an absolute path that has no symlink, "." or ".." on the way: then it is its
@@ -154,8 +161,9 @@ fn resolve_plain(root: BorrowedFd<'_>, path: &[u8]) -> io::Result<Option<Resolve
         path: String::from_utf8_lossy(&canonical).into_owned(),
         file,
         // Found by its name, so it has one, unless it was unlinked since.
-        fileless: st.st_nlink == 0,
+        fileless: st.stx_nlink == 0,
         key: FileKey::of(&st),
+        mount: unique_mount(&st),
     }))
 }
 
@@ -166,10 +174,10 @@ fn fd_link(fd: BorrowedFd<'_>) -> io::Result<PathBuf> {
 }
 
 /// Where a relative path starts: the dirfd of execveat, or the working directory.
-fn base_link(proc: &str, dirfd: Option<i32>) -> String {
+fn base_link(pid: u32, dirfd: Option<i32>) -> String {
     match dirfd {
-        Some(fd) => format!("{proc}/fd/{fd}"),
-        None => format!("{proc}/cwd"),
+        Some(fd) => format!("/proc/{pid}/fd/{fd}"),
+        None => format!("/proc/{pid}/cwd"),
     }
 }
 
@@ -190,7 +198,7 @@ fn strip_root<'a>(path: &'a [u8], root: &[u8]) -> Option<&'a [u8]> {
 /// /proc/self, or None when it does not (or /proc is not procfs in its root). PID is the
 /// calling thread, so this is really /proc/thread-self: the two differ only for a thread
 /// that unshared its fd table (unshare(CLONE_FILES)).
-fn proc_self_link(proc: &str, root: BorrowedFd<'_>, path: &[u8]) -> Option<String> {
+fn proc_self_link(pid: u32, root: BorrowedFd<'_>, path: &[u8]) -> Option<String> {
     let (rest, via_dev_fd) =
         if let Some(rest) = path.strip_prefix(b"/proc/self/").or_else(|| path.strip_prefix(b"/proc/thread-self/")) {
             (rest, false)
@@ -203,9 +211,9 @@ fn proc_self_link(proc: &str, root: BorrowedFd<'_>, path: &[u8]) -> Option<Strin
     let link = match fd_number {
         Some(digits) if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) => {
             // Only digits: valid UTF-8.
-            format!("{proc}/fd/{}", String::from_utf8_lossy(digits))
+            format!("/proc/{pid}/fd/{}", String::from_utf8_lossy(digits))
         }
-        None if rest == b"exe" => format!("{proc}/exe"),
+        None if rest == b"exe" => format!("/proc/{pid}/exe"),
         _ => return None,
     };
     let dev_fd_ok = !via_dev_fd || is_symlink_to(root, b"/dev/fd", b"/proc/self/fd");
@@ -219,7 +227,7 @@ fn is_procfs_root(root: BorrowedFd<'_>, path: &[u8]) -> bool {
         return false;
     };
     let on_procfs = fstatfs(dir.as_fd()).is_ok_and(|fs| fs.f_type == libc::PROC_SUPER_MAGIC);
-    on_procfs && fstat(dir.as_fd()).is_ok_and(|st| st.st_ino == PROC_ROOT_INO)
+    on_procfs && fstat(dir.as_fd()).is_ok_and(|st| st.stx_ino == PROC_ROOT_INO)
 }
 
 /// Whether `path` in `root` is a symlink whose text is exactly `target`.
@@ -280,15 +288,24 @@ fn openat2(dir: BorrowedFd<'_>, path: &[u8], flags: libc::c_int, resolve: u64) -
     }
 }
 
-fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
-    // SAFETY: all zeroes is a valid `stat` (integers only).
-    let mut st: libc::stat = unsafe { mem::zeroed() };
-    // SAFETY: `st` is a writable stat buffer; fstat works on O_PATH fds (open(2)).
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0 {
+/// fstat, and the id of the file's mount: the unique one (Linux 6.8), which is never
+/// reused, so that facts about a mount can be cached by it.
+fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::statx> {
+    // SAFETY: all zeroes is a valid `statx` (integers only).
+    let mut st: libc::statx = unsafe { mem::zeroed() };
+    let mask = libc::STATX_BASIC_STATS | libc::STATX_MNT_ID_UNIQUE;
+    // SAFETY: an empty path with AT_EMPTY_PATH names the fd itself (O_PATH fds work), and
+    // `st` is a writable statx buffer.
+    if unsafe { libc::statx(fd.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, mask, &mut st) } == 0 {
         Ok(st)
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// The unique mount id in `st`, when the kernel gave one.
+fn unique_mount(st: &libc::statx) -> Option<u64> {
+    (st.stx_mask & libc::STATX_MNT_ID_UNIQUE != 0).then_some(st.stx_mnt_id)
 }
 
 fn fstatfs(fd: BorrowedFd<'_>) -> io::Result<libc::statfs> {
@@ -324,29 +341,32 @@ pub fn file_key(fd: BorrowedFd<'_>) -> io::Result<FileKey> {
 }
 
 impl FileKey {
-    fn of(st: &libc::stat) -> FileKey {
+    fn of(st: &libc::statx) -> FileKey {
         FileKey {
-            dev: st.st_dev,
-            ino: st.st_ino,
-            size: st.st_size,
-            mtime_sec: st.st_mtime,
-            mtime_nsec: st.st_mtime_nsec,
+            dev: libc::makedev(st.stx_dev_major, st.stx_dev_minor),
+            ino: st.stx_ino,
+            size: st.stx_size as i64,
+            mtime_sec: st.stx_mtime.tv_sec,
+            mtime_nsec: i64::from(st.stx_mtime.tv_nsec),
         }
     }
 }
 
-/// Whether the file lies on a writable memory file system (tmpfs, which devtmpfs and
-/// /dev/shm are too, or ramfs): where files dropped at run time live.
+/// Whether the file's file system keeps its files in memory (tmpfs, which devtmpfs and
+/// /dev/shm are too, or ramfs): where files dropped at run time live. A mount stays on one
+/// file system for its life, so the answer can be cached per mount.
 ///
 /// The container image is writable too (overlayfs with an upper layer), but statfs cannot
 /// tell a file of the image from one written later into the same overlay, so overlay is
 /// not counted here: the caller decides that from its knowledge of the image and the
-/// well-known writable directories. A read-only mount does not count.
-pub fn writable_mount(fd: BorrowedFd<'_>) -> io::Result<bool> {
+/// well-known writable directories.
+pub fn on_memory_fs(fd: BorrowedFd<'_>) -> io::Result<bool> {
     let fs = fstatfs(fd)?;
-    if fs.f_type != libc::TMPFS_MAGIC && fs.f_type != RAMFS_MAGIC {
-        return Ok(false);
-    }
+    Ok(fs.f_type == libc::TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC)
+}
+
+/// Whether the file's mount is read-only now (a remount can change that).
+pub fn mounted_read_only(fd: BorrowedFd<'_>) -> io::Result<bool> {
     // libc hides statfs's f_flags on this target; statvfs carries the same mount flags.
     // SAFETY: all zeroes is a valid `statvfs` (integers only).
     let mut vfs: libc::statvfs = unsafe { mem::zeroed() };
@@ -354,7 +374,7 @@ pub fn writable_mount(fd: BorrowedFd<'_>) -> io::Result<bool> {
     if unsafe { libc::fstatvfs(fd.as_raw_fd(), &mut vfs) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(vfs.f_flag & libc::ST_RDONLY == 0)
+    Ok(vfs.f_flag & libc::ST_RDONLY != 0)
 }
 
 #[cfg(test)]
@@ -529,7 +549,7 @@ mod tests {
             assert_eq!(resolved.path, by_fd.path);
             assert_eq!(file_key(resolved.file.as_fd()).unwrap(), key);
         }
-        assert!(writable_mount(by_fd.file.as_fd()).unwrap(), "memfds live on an internal tmpfs");
+        assert!(on_memory_fs(by_fd.file.as_fd()).unwrap(), "memfds live on an internal tmpfs");
     }
 
     #[test]
@@ -570,17 +590,17 @@ mod tests {
     }
 
     #[test]
-    fn writable_mount_counts_memory_file_systems_only() {
+    fn memory_file_systems_are_told_from_the_others() {
         let shm = fs::File::open("/dev/shm").unwrap();
-        assert!(writable_mount(shm.as_fd()).unwrap());
+        assert!(on_memory_fs(shm.as_fd()).unwrap() && !mounted_read_only(shm.as_fd()).unwrap());
         let dev = fs::File::open("/dev/null").unwrap();
-        assert!(writable_mount(dev.as_fd()).unwrap(), "devtmpfs reports tmpfs");
+        assert!(on_memory_fs(dev.as_fd()).unwrap(), "devtmpfs reports tmpfs");
         let proc = fs::File::open("/proc/self/status").unwrap();
-        assert!(!writable_mount(proc.as_fd()).unwrap());
+        assert!(!on_memory_fs(proc.as_fd()).unwrap());
     }
 
     /// A read-only tmpfs, mounted in a child's private mount namespace so that nothing
-    /// outlives the test: the child reports writable_mount's answer as its exit code.
+    /// outlives the test: the child reports mounted_read_only's answer as its exit code.
     #[test]
     fn a_read_only_tmpfs_is_not_writable() {
         // SAFETY: geteuid has no preconditions.
@@ -604,9 +624,9 @@ mod tests {
                     && libc::mount(std::ptr::null(), slash.as_ptr(), std::ptr::null(), private, std::ptr::null()) == 0
                     && libc::mount(tmpfs.as_ptr(), target.as_ptr(), tmpfs.as_ptr(), ro, std::ptr::null()) == 0;
                 let fd = libc::open(target.as_ptr(), libc::O_PATH | libc::O_DIRECTORY);
-                match (ready && fd >= 0).then(|| writable_mount(BorrowedFd::borrow_raw(fd))) {
-                    Some(Ok(false)) => 0,
-                    Some(Ok(true)) => 1,
+                match (ready && fd >= 0).then(|| mounted_read_only(BorrowedFd::borrow_raw(fd))) {
+                    Some(Ok(true)) => 0,
+                    Some(Ok(false)) => 1,
                     _ => 2,
                 }
             };
