@@ -63,30 +63,50 @@ use execguard_shim::supervisor::seccomp::{self, ExecFilter, NotifyFd};
 /// The execs of the loop, in the order it cycles through them: 18 ordinary commands, one
 /// netcat port probe of localhost (blocked by name, but let through by the exceptions for
 /// a container probing itself, so the policy reads its arguments) and one curl (alerted
-/// on, in enforce mode too). Absolute paths: a bare name would make std search PATH with
-/// one execve per directory tried.
+/// on, in enforce mode too). Programs are named as they are executed in practice: a
+/// command by the path its PATH lookup finds once ([`program`]; a shell that hashes
+/// commands, runc for a container's or a probe's command: /usr/bin on a merged-/usr
+/// system, no symlink on the way), and the shell as scripts and system() name it,
+/// /bin/sh (through the /bin and sh symlinks there, so the supervisor resolves those).
+/// std's own PATH search is not used: it would make one execve per directory tried.
 const MIX: [&[&str]; 20] = [
-    &["/bin/true"],
-    &["/bin/ls", "/"],
-    &["/bin/cat", "/etc/hostname"],
+    &["true"],
+    &["ls", "/"],
+    &["cat", "/etc/hostname"],
     &["/bin/sh", "-c", "true"],
-    &["/bin/date"],
-    &["/bin/true"],
-    &["/bin/ls", "/"],
-    &["/bin/cat", "/etc/hostname"],
+    &["date"],
+    &["true"],
+    &["ls", "/"],
+    &["cat", "/etc/hostname"],
     &["/bin/sh", "-c", "true"],
-    &["/usr/bin/nc", "-z", "localhost", "1"],
-    &["/bin/true"],
-    &["/bin/ls", "/"],
-    &["/bin/cat", "/etc/hostname"],
+    &["nc", "-z", "localhost", "1"],
+    &["true"],
+    &["ls", "/"],
+    &["cat", "/etc/hostname"],
     &["/bin/sh", "-c", "true"],
-    &["/bin/date"],
-    &["/bin/true"],
-    &["/bin/ls", "/"],
-    &["/bin/cat", "/etc/hostname"],
+    &["date"],
+    &["true"],
+    &["ls", "/"],
+    &["cat", "/etc/hostname"],
     &["/bin/sh", "-c", "true"],
-    &["/usr/bin/curl", "--version"],
+    &["curl", "--version"],
 ];
+
+/// Where a command of [`MIX`] is: an absolute name as it is, any other the first
+/// executable file of that name in PATH.
+fn program(name: &str) -> Result<PathBuf> {
+    if name.starts_with('/') {
+        return Ok(PathBuf::from(name));
+    }
+    let path = env::var_os("PATH").unwrap_or_default();
+    env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            use std::os::unix::fs::PermissionsExt;
+            candidate.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .ok_or_else(|| format!("{name} is not in PATH: install it (scripts/test installs the bench's tools)"))
+}
 
 const DEFAULT_EXECS: usize = 100;
 const DEFAULT_ROUNDS: usize = 20;
@@ -119,14 +139,14 @@ fn main() -> ExitCode {
 
 /// The loop role: runs `execs` execs of the mix and prints their durations in ns.
 fn run_loop(execs: usize) -> Result<()> {
-    let mut commands: Vec<Command> = MIX
+    let mut commands = MIX
         .iter()
         .map(|argv| {
-            let mut command = Command::new(argv[0]);
+            let mut command = Command::new(program(argv[0])?);
             command.args(&argv[1..]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-            command
+            Ok(command)
         })
-        .collect();
+        .collect::<Result<Vec<Command>>>()?;
     // One untimed pass, so that no mode's first exec of a program pays for a cold cache.
     for command in &mut commands {
         time_exec(command)?;
@@ -399,7 +419,7 @@ fn find_execguard() -> Result<PathBuf> {
     }
 }
 
-/// "4x /bin/true, ..." in the order of first appearance.
+/// "4x /usr/bin/true, ..." in the order of first appearance.
 fn describe_mix() -> String {
     let mut counts: Vec<(&[&str], usize)> = Vec::new();
     for argv in MIX {
@@ -408,7 +428,11 @@ fn describe_mix() -> String {
             None => counts.push((argv, 1)),
         }
     }
-    counts.iter().map(|(argv, count)| format!("{count}x {}", argv.join(" "))).collect::<Vec<_>>().join(", ")
+    let shown = |argv: &[&str]| {
+        let name = program(argv[0]).map_or_else(|_| argv[0].to_string(), |path| path.display().to_string());
+        std::iter::once(name).chain(argv[1..].iter().map(|arg| arg.to_string())).collect::<Vec<_>>().join(" ")
+    };
+    counts.iter().map(|(argv, count)| format!("{count}x {}", shown(argv))).collect::<Vec<_>>().join(", ")
 }
 
 /// The 1, 5 and 15 minute load averages: a build running next to the bench shows here,

@@ -4,8 +4,9 @@
 //! 1. the path and argv come from the process's memory (process_vm_readv), and
 //!    SECCOMP_IOCTL_NOTIF_ID_VALID then proves that the pid still belongs to the task that
 //!    waits in this execve (seccomp_unotify(2): the pid could have been reused meanwhile);
-//! 2. the path is resolved in the process's own root and working directory, and the file
-//!    it names is pinned and identified (its identity cached by inode);
+//! 2. the path is resolved in the process's root (the filter's, opened once, while no
+//!    process could have changed roots: [`RootChanges`]) and working directory, and the
+//!    file it names is pinned and identified (its identity cached by inode);
 //! 3. the policy says which costly facts the rules that may match need (parent,
 //!    ancestors, terminal, working directory: each a /proc read of 5 to 30 us here) and
 //!    only those are read before deciding;

@@ -174,7 +174,7 @@ impl<'a> Seen<'a> {
 /// Every read costs a syscall of 5 us or more here, so the first one takes the rest of the
 /// path's page and the start of the pointer array at once: shells and libcs build the
 /// path and the argument strings next to the array, and most execs need no other read.
-/// Whatever that read did not cover is read as [`read_c_string`] and [`read_argv`] would.
+/// Whatever that read did not cover is read as [`read_c_string`] would, string by string.
 pub fn read_exec(
     pid: u32,
     path_addr: u64,

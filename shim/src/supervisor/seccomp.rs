@@ -437,7 +437,7 @@ const FILTER_LEN: usize = instruction_count(STEPS);
 const EXEC_FILTER: [libc::sock_filter; FILTER_LEN] = assemble(STEPS);
 
 /// The filter that notifies execve and execveat for every ABI of x86_64, and the syscalls
-/// that change roots (see [`STEPS`]).
+/// that change roots (the program is spelled out in this module's `STEPS`).
 ///
 /// Built in the parent before fork: installing it must not allocate (see
 /// [`ExecFilter::install_in_child`]).
