@@ -304,13 +304,20 @@ fn decode_pointer(raw: &[u8]) -> u64 {
 /// returns them, or None when `bytes` ends before that is known.
 fn pointers_in(bytes: &[u8], width: PointerWidth, max: usize) -> Option<(Vec<u64>, bool)> {
     let mut pointers = Vec::new();
-    for raw in bytes.chunks_exact(width.bytes()) {
+    scan_pointers(bytes, width.bytes(), max, &mut pointers).map(|truncated| (pointers, truncated))
+}
+
+/// Adds the pointers in `bytes` (`size` bytes each) to `pointers`, up to `max` in all.
+/// Some(whether a non-null pointer followed the last one kept) once the array's end or
+/// `max` is reached; None when `bytes` ran out first.
+fn scan_pointers(bytes: &[u8], size: usize, max: usize, pointers: &mut Vec<u64>) -> Option<bool> {
+    for raw in bytes.chunks_exact(size) {
         let pointer = decode_pointer(raw);
         if pointer == 0 {
-            return Some((pointers, false));
+            return Some(false);
         }
         if pointers.len() == max {
-            return Some((pointers, true));
+            return Some(true);
         }
         pointers.push(pointer);
     }
@@ -335,15 +342,8 @@ fn read_pointers(pid: libc::pid_t, addr: u64, width: PointerWidth, max: usize) -
             filled += read_in_page(pid, at, &mut buf[filled..want])?;
         }
         let whole = filled - filled % size;
-        for raw in buf[..whole].chunks_exact(size) {
-            let pointer = decode_pointer(raw);
-            if pointer == 0 {
-                return Ok((pointers, false));
-            }
-            if pointers.len() == max {
-                return Ok((pointers, true));
-            }
-            pointers.push(pointer);
+        if let Some(truncated) = scan_pointers(&buf[..whole], size, max, &mut pointers) {
+            return Ok((pointers, truncated));
         }
         addr = addr.checked_add(whole as u64).ok_or_else(efault)?;
     }
