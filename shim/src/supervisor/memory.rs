@@ -133,7 +133,9 @@ pub fn read_c_string(pid: u32, addr: u64, max: usize) -> io::Result<(Vec<u8>, bo
     }
 }
 
-/// Why an exec's path or arguments could not be read.
+/// Why an exec's path or arguments could not be read. A path or argv that cannot be read
+/// now would fail the kernel's own copy too, unless the process maps it in between: the
+/// supervisor blocks such an exec.
 #[derive(Debug)]
 pub struct Unreadable {
     pub what: &'static str,
