@@ -102,11 +102,7 @@ impl SpecPatch {
         let default_action = seccomp.get("defaultAction").and_then(Value::as_str).unwrap_or("").to_string();
         let syscalls = seccomp.entry("syscalls").or_insert_with(|| json!([]));
         let rules = syscalls.as_array_mut().ok_or("`linux.seccomp.syscalls` is not an array")?;
-        for rule in rules.iter_mut() {
-            if let Some(names) = rule.get_mut("names").and_then(Value::as_array_mut) {
-                names.retain(|name| !name.as_str().is_some_and(|n| SUPERVISED.contains(&n)));
-            }
-        }
+        remove_names(rules, &SUPERVISED);
         rules.push(json!({"names": SUPERVISED, "action": "SCMP_ACT_NOTIFY"}));
         let watch = watch_root_changes(rules, &default_action);
         rules.retain(|rule| rule.get("names").and_then(Value::as_array).is_none_or(|names| !names.is_empty()));
@@ -146,15 +142,9 @@ fn watch_root_changes(rules: &mut Vec<Value>, default_action: &str) -> RootWatch
             Treatment::Unknown => return RootWatch::NotReported { syscall: name },
         }
     }
-    for &(name, allowed_by_rule) in &allowed {
-        if allowed_by_rule {
-            for rule in rules.iter_mut() {
-                if let Some(names) = rule.get_mut("names").and_then(Value::as_array_mut) {
-                    names.retain(|n| n.as_str() != Some(name));
-                }
-            }
-        }
-    }
+    let allowed_by_rules: Vec<&str> =
+        allowed.iter().filter(|&&(_, allowed_by_rule)| allowed_by_rule).map(|&(name, _)| name).collect();
+    remove_names(rules, &allowed_by_rules);
     let names = |from: &[&'static str]| -> Vec<&'static str> {
         allowed.iter().map(|&(name, _)| name).filter(|name| from.contains(name)).collect()
     };
@@ -175,6 +165,19 @@ fn watch_root_changes(rules: &mut Vec<Value>, default_action: &str) -> RootWatch
         rules.push(json!({"names": [CLONE3], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}));
     }
     RootWatch::Reported
+}
+
+/// Takes `names` out of every rule (a rule left without names is the caller's to drop).
+fn remove_names(rules: &mut [Value], names: &[&str]) {
+    for rule in rules {
+        if let Some(rule_names) = rule.get_mut("names").and_then(Value::as_array_mut) {
+            rule_names.retain(|name| !name.as_str().is_some_and(|n| names.contains(&n)));
+        }
+    }
+}
+
+fn action(rule: &Value) -> &str {
+    rule.get("action").and_then(Value::as_str).unwrap_or("")
 }
 
 fn is_allow(action: &str) -> bool {
@@ -199,7 +202,6 @@ fn treatment(rules: &[Value], default_action: &str, name: &str, only_new_mount_n
                 .is_some_and(|names| names.iter().any(|n| n.as_str() == Some(name)))
         })
         .collect();
-    let action = |rule: &Value| rule.get("action").and_then(Value::as_str).unwrap_or("").to_string();
     let conditional = |rule: &Value| rule.get("args").and_then(Value::as_array).is_some_and(|args| !args.is_empty());
     if naming.is_empty() {
         return match default_action {
@@ -209,10 +211,10 @@ fn treatment(rules: &[Value], default_action: &str, name: &str, only_new_mount_n
         };
     }
     if naming.iter().all(|rule| !conditional(rule)) {
-        if naming.iter().all(|rule| is_deny(&action(rule))) {
+        if naming.iter().all(|rule| is_deny(action(rule))) {
             return Treatment::Denied;
         }
-        if naming.iter().all(|rule| is_allow(&action(rule))) {
+        if naming.iter().all(|rule| is_allow(action(rule))) {
             return Treatment::Allowed { allowed_by_rule: true };
         }
         return Treatment::Unknown;
@@ -232,7 +234,7 @@ fn treatment(rules: &[Value], default_action: &str, name: &str, only_new_mount_n
         })
     };
     let never_allows =
-        |rule: &&Value| is_deny(&action(rule)) || (is_allow(&action(rule)) && excludes_new_mount_namespace(rule));
+        |rule: &&Value| is_deny(action(rule)) || (is_allow(action(rule)) && excludes_new_mount_namespace(rule));
     if only_new_mount_namespace && is_deny(default_action) && naming.iter().all(never_allows) {
         Treatment::Denied
     } else {
