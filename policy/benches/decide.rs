@@ -60,6 +60,13 @@ fn decide(c: &mut Criterion) {
     group.bench_function("allow_path_only", |b| {
         b.iter(|| ordinary.iter().map(|e| policy.decide(std::hint::black_box(e)).action as u8 as u32).sum::<u32>())
     });
+    // What the supervisor asks before reading /proc: an event with only the facts of the
+    // file and argv (no parent, no terminal), as it stands at that point.
+    let bare: Vec<ExecEvent> =
+        ordinary.iter().map(|e| ExecEvent::new(e.process.executable.clone(), e.process.args.clone())).collect();
+    group.bench_function("needs_of_ordinary", |b| {
+        b.iter(|| bare.iter().map(|e| policy.needs(std::hint::black_box(e)).parent as u32).sum::<u32>())
+    });
     group.finish();
 }
 

@@ -213,6 +213,11 @@ impl<'e> ProcessView<'e> {
         }
     }
 
+    /// Whether the script path needs the working directory to be made absolute.
+    fn script_is_relative(&self) -> bool {
+        self.working_directory.is_none() && script(self.args).is_some_and(|path| !path.starts_with('/'))
+    }
+
     fn label(&self) -> &'e str {
         self.executable.or(self.name).unwrap_or("?")
     }
@@ -260,12 +265,15 @@ fn opt_match(set: &PatternSet, value: Option<&str>) -> bool {
 }
 
 impl Test {
-    fn needs(&self) -> Needs {
+    /// What checking this test on `process` would read beyond what it has.
+    fn needs(&self, process: &ProcessView) -> Needs {
         match self {
             Test::Parent(_) => Needs { parent: true, ..Needs::default() },
             Test::Ancestor(_) => Needs { parent: true, ancestors: true, ..Needs::default() },
             Test::Interactive(_) => Needs { interactive: true, ..Needs::default() },
-            Test::Script(_) => Needs { working_directory: true, ..Needs::default() },
+            // The directory only makes a relative script path absolute: `sh -c CMD` and
+            // `sh /abs/script` are decided without it (a readlink of /proc/PID/cwd less).
+            Test::Script(_) if process.script_is_relative() => Needs { working_directory: true, ..Needs::default() },
             _ => Needs::default(),
         }
     }
@@ -280,7 +288,7 @@ impl ConditionSet {
         for test in &self.tests {
             let test_needs = match test {
                 Test::AnyOf(sets) => sets.iter().fold(Needs::default(), |n, set| n.union(set.needs_for(subject))),
-                _ => test.needs(),
+                _ => test.needs(&subject.process),
             };
             if test_needs != Needs::default() {
                 needs = needs.union(test_needs);

@@ -309,6 +309,11 @@ fn needs_follow_the_rules_that_may_match() {
     // The /dev/shm rule reads the script path of interpreters, which may be relative.
     assert!(!ls.working_directory);
     assert!(policy.needs(&exec(SH, "sh x.sh")).working_directory);
+    // Only a relative script needs it: a command string or an absolute path is complete.
+    assert!(!policy.needs(&exec(SH, "sh -c true")).working_directory);
+    assert!(!policy.needs(&exec(SH, "sh /dev/shm/x.sh")).working_directory);
+    let from_shm = exec(SH, "sh /dev/shm/x.sh");
+    assert_eq!(policy.decide(&from_shm).action, Action::Alert);
     let curl = policy.needs(&exec(CURL, "curl x"));
     assert!(curl.parent && curl.ancestors, "{curl:?}");
     let nc = policy.needs(&exec(NC, "nc x"));
