@@ -203,11 +203,12 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
     event.process.name = Some(tool_name(&event.process.executable, identity, &event.process.args).to_string());
 
     let needs = policy.needs(&event);
-    fill(&mut event, needs, root, limits);
+    let mut stat = None;
+    fill(&mut event, needs, root, limits, &mut stat);
     let mut decision = policy.decide(&event);
     if decision.action != Action::Allow {
         let everything = Needs { parent: true, ancestors: true, interactive: true, working_directory: true };
-        fill(&mut event, everything, root, limits);
+        fill(&mut event, everything, root, limits, &mut stat);
         event.process.user = procfs::uid(pid).ok().map(|uid| User { id: Some(uid.to_string()) });
         decision = policy.decide(&event);
     }
@@ -272,9 +273,13 @@ fn unreadable_exec(pid: u32, scope: &Scope, unreadable: Unreadable) -> Inspected
 
 /// Reads the facts in `needs` that the event does not have yet. A process that is gone or
 /// unreadable leaves its fields empty: a rule that needs them then does not match.
-fn fill(event: &mut ExecEvent, needs: Needs, root: RootPid, limits: &Limits) {
+/// `stat` keeps the process's /proc/PID/stat between calls for one exec.
+fn fill(event: &mut ExecEvent, needs: Needs, root: RootPid, limits: &Limits, stat: &mut Option<procfs::Stat>) {
     let Some(pid) = event.process.pid else { return };
-    let stat = if needs.parent || needs.ancestors || needs.interactive { procfs::stat(pid).ok() } else { None };
+    if stat.is_none() && (needs.parent || needs.ancestors || needs.interactive) {
+        *stat = procfs::stat(pid).ok();
+    }
+    let stat = *stat;
     if needs.interactive && event.process.interactive.is_none() {
         event.process.interactive = stat.map(|s| s.tty_nr != 0);
     }

@@ -33,7 +33,8 @@ pub struct Stat {
 /// Parses /proc/PID/stat.
 pub fn stat(pid: u32) -> io::Result<Stat> {
     let path = format!("/proc/{pid}/stat");
-    parse_stat(&fs::read(&path)?).map_err(|what| io::Error::new(io::ErrorKind::InvalidData, format!("{path}: {what}")))
+    parse_stat(&read_whole(&path, 1024, 64 * 1024)?)
+        .map_err(|what| io::Error::new(io::ErrorKind::InvalidData, format!("{path}: {what}")))
 }
 
 fn parse_stat(text: &[u8]) -> Result<Stat, &'static str> {
@@ -51,6 +52,31 @@ fn parse_stat(text: &[u8]) -> Result<Stat, &'static str> {
     })
 }
 
+/// A /proc file read whole, up to `limit` bytes, into a buffer of `expected` bytes to
+/// start with. Not `fs::read` or `read_to_end`: /proc files report size 0, so those stat
+/// the file for nothing and grow their buffer from 32 bytes, one read(2) per doubling.
+fn read_whole(path: &str, expected: usize, limit: usize) -> io::Result<Vec<u8>> {
+    let mut file = File::open(path)?;
+    let mut bytes = vec![0; expected.min(limit)];
+    let mut len = 0;
+    loop {
+        if len == bytes.len() {
+            if len >= limit {
+                break;
+            }
+            bytes.resize(len.saturating_mul(2).clamp(1, limit), 0);
+        }
+        match file.read(&mut bytes[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    bytes.truncate(len);
+    Ok(bytes)
+}
+
 /// The executable the process runs (readlink /proc/PID/exe). For a program started through
 /// the dynamic loader this is ld.so, and a deleted or memfd executable reads with a
 /// " (deleted)" suffix.
@@ -62,10 +88,7 @@ pub fn exe(pid: u32) -> io::Result<PathBuf> {
 /// /proc/PID/cmdline (the last argument may be cut). The process can rewrite this memory
 /// (setproctitle), so it describes, it does not identify.
 pub fn cmdline(pid: u32, max_bytes: usize) -> io::Result<Vec<Vec<u8>>> {
-    let mut bytes = Vec::new();
-    File::open(format!("/proc/{pid}/cmdline"))?
-        .take(u64::try_from(max_bytes).unwrap_or(u64::MAX))
-        .read_to_end(&mut bytes)?;
+    let mut bytes = read_whole(&format!("/proc/{pid}/cmdline"), 4096, max_bytes)?;
     if bytes.is_empty() {
         return Ok(Vec::new());
     }
