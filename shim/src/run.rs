@@ -41,7 +41,6 @@ pub fn run(options: RunOptions) -> io::Result<i32> {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "no command to run"));
     };
     let (sender, writer) = alerts::spawn_writer(alerts, repeat_window)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let supervisor = Supervisor::new(config, sender)?;
     let policy = PolicySlot::new(policy);
 
@@ -59,34 +58,25 @@ pub fn run(options: RunOptions) -> io::Result<i32> {
         });
     }
 
-    let outcome = runtime.block_on(async {
-        // spawn() returns only once the child's exec has been answered, which this
-        // runtime must do: spawn on another thread, serve here.
-        let spawned = tokio::task::spawn_blocking(move || child_command.spawn());
-        let listener = tokio::task::spawn_blocking(move || seccomp::recv_fd(ours.as_fd())).await?;
-        let filter_task = match listener {
-            Ok(listener) => {
-                // ExecFilter reports root changes, and the tree has one filter.
-                let scope = Scope { root_changes: Some(Default::default()), ..Scope::default() };
-                Some(supervisor.supervise(NotifyFd::from_owned(listener), scope, policy)?)
-            }
-            // The child failed before installing the filter; spawn() reports why.
-            Err(error) => {
-                tracing::debug!(%error, "no listener from the child");
-                None
-            }
-        };
-        let mut child = match spawned.await? {
-            Ok(child) => child,
-            Err(error) => return Ok::<_, io::Error>(Err(error)),
-        };
-        let status = tokio::task::spawn_blocking(move || child.wait()).await??;
-        drop(filter_task);
-        Ok(Ok(status))
-    })?;
-    // Dropping the runtime ends the filter tasks and with them the last handles on the
-    // alert queue: the writer then drains what is left and returns.
-    drop(runtime);
+    // spawn() returns only once the child's exec has been answered, which the supervisor
+    // does once it has the listener: spawn on another thread, hand the listener over here.
+    let spawner = std::thread::spawn(move || child_command.spawn());
+    match seccomp::recv_fd(ours.as_fd()) {
+        Ok(listener) => {
+            // ExecFilter reports root changes, and the tree has one filter.
+            let scope = Scope { root_changes: Some(Default::default()), ..Scope::default() };
+            supervisor.supervise(NotifyFd::from_owned(listener), scope, policy)?;
+        }
+        // The child failed before installing the filter; spawn() reports why.
+        Err(error) => tracing::debug!(%error, "no listener from the child"),
+    }
+    let spawned = spawner.join().map_err(|_| io::Error::other("the thread that starts the command panicked"))?;
+    let outcome = match spawned {
+        Ok(mut child) => Ok(child.wait()?),
+        Err(error) => Err(error),
+    };
+    // The supervisor holds the last handle on the alert queue: dropped, the writer drains
+    // what is left and returns.
     drop(supervisor);
     if writer.join().is_err() {
         tracing::error!("the alert writer panicked");

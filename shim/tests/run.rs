@@ -330,6 +330,27 @@ fn an_exec_that_cannot_be_inspected_in_time_gets_the_fail_action() {
     assert_eq!(open.alerts[0]["decision"], "alert");
 }
 
+/// While one process stalls its inspection, the other execs of the tree go on: the
+/// watchdog gives them a new receiver after 50 ms, long before the stalled exec gets the
+/// fail action (at the 1 s deadline; the stalled read itself returns only when that
+/// process exits). Served by the stuck receiver, "other" would come after "exec failed".
+#[test]
+fn a_stalled_inspection_does_not_hold_up_other_execs() {
+    let scratch = Scratch::new();
+    let stall = compile(&scratch, "stall_exec");
+    let script = format!("{} 3000 /bin/echo echo stalled & sleep 0.3; /bin/echo other; wait", stall.display());
+    let command = [OsStr::new("/bin/sh"), OsStr::new("-c"), OsStr::new(&script)];
+
+    let run = guarded_with(&["--deadline-ms", "1000", "--fail", "closed"], &scratch, &command, None);
+    let out = run.stdout();
+    let other = out.find("other\n");
+    let failed = out.find("exec failed: Operation not permitted");
+    assert!(other.is_some() && failed.is_some() && other < failed, "{out}\n{}", run.stderr());
+    assert!(run.stderr().contains("a new receiver serves the other execs"), "{}", run.stderr());
+    assert_eq!(run.alerts.len(), 1, "{:#?}", run.alerts);
+    assert_eq!(run.alerts[0]["decision"], "block");
+}
+
 /// What a block holds against: every other way of asking the kernel to run netcat is
 /// decided the same (execveat, fexecve, a memfd copy, /proc/self/fd, the i386 entry point,
 /// the dynamic loader), and monitor mode shows that each way really runs it.

@@ -5,20 +5,27 @@
 //! container's metadata, `execguard run` the fd of a plain process tree.
 //!
 //! # Serving
-//! One tokio task per filter waits for the fd to become readable (RECV would block
-//! otherwise), receives, and hands each notification to a task of its own, so that one
-//! process's slow /proc read does not hold up the others of its container; other
-//! containers' filters are other tasks. The inspection runs on the task that received it
-//! (no hop to another thread: a cross-CPU wake-up alone costs 25-30 us on these machines).
+//! One receiver thread waits on an epoll set that holds every filter's notify fd (a filter
+//! can be added at any time), receives a notification, inspects it and answers it, all on
+//! that thread. That is the kernel's floor (a supervisor that only answers) plus the
+//! inspection and nothing else: handing each exec to another thread or task costs more
+//! than inspecting an ordinary one on these machines (a wake-up is about 6 us on one CPU
+//! and 25-30 us across CPUs; tokio's tasks added about 16 us of CPU per exec, measured).
 //! POLLHUP ends a filter: every task it applied to has exited.
 //!
+//! A process can stall its own inspection (memory whose reads block, a path on a file
+//! system it serves). So that it cannot hold up the other processes and containers, the
+//! watchdog retires a receiver that has been busy with one notification for
+//! [`STALL_AFTER`] and starts a new one; the retired thread ends once its read returns.
+//! At most [`MAX_STALLED_RECEIVERS`] such threads are kept; past that, new notifications
+//! wait in the kernel until one of them returns (THREAT_MODEL.md, gap 4).
+//!
 //! # Never a stuck exec
-//! Each notification is registered with a watchdog thread (a plain thread, so that it
-//! runs even if every runtime worker were stuck in a read) before it is inspected.
+//! Each notification is registered with the watchdog thread before it is inspected.
 //! Whichever of the inspection and the watchdog claims the notification first answers it;
 //! at the deadline the watchdog applies the configured [`FailAction`]. The default is
-//! fail-closed: a process that can stall its own inspection (for example with memory whose
-//! reads block) must not get its exec through unchecked.
+//! fail-closed: a process that can stall its own inspection must not get its exec through
+//! unchecked.
 
 pub mod identity;
 pub mod inspect;
@@ -27,17 +34,15 @@ pub mod procfs;
 pub mod resolve;
 pub mod seccomp;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use execguard_policy::{Action, DecisionRecord, ExecEvent, Policy};
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 use tokio::sync::mpsc;
-use tracing::Instrument;
 
 use identity::Identities;
 use inspect::{Inspected, Limits, RootChanges, RootPid, Scope, Source};
@@ -104,9 +109,25 @@ pub struct Alert {
 /// memory or slow execs down; what does not fit is counted and logged.
 pub const ALERT_QUEUE: usize = 4096;
 
+/// How long a receiver may be busy with one notification before the other filters get a
+/// new one. An ordinary inspection takes tens of microseconds and a complete one (an
+/// alert, ancestors read from /proc) under a millisecond: a receiver still busy after
+/// 50 ms waits on something the process controls, or on a starved node, where an extra
+/// thread for a while does no harm.
+pub const STALL_AFTER: Duration = Duration::from_millis(50);
+
+/// Retired receivers still blocked in a stalled inspection, at most. Each is a thread;
+/// the bound keeps processes that stall on purpose from growing the supervisor without
+/// end. Only processes that can stall reads of their own memory can get here
+/// (THREAT_MODEL.md, gap 4).
+pub const MAX_STALLED_RECEIVERS: usize = 16;
+
+/// The epoll token of the eventfd that tells receivers the supervisor is gone.
+const STOP_TOKEN: u64 = u64::MAX;
+
 /// One notification between RECV and SEND. The first to set `answered` answers.
 struct Pending {
-    fd: Arc<AsyncFd<NotifyFd>>,
+    fd: Arc<NotifyFd>,
     id: u64,
     pid: u32,
     deadline: Instant,
@@ -141,11 +162,36 @@ pub struct Supervisor {
     pending: Mutex<Vec<Pending>>,
     /// Alerts that did not fit the queue, for the warning that says so.
     alerts_dropped: AtomicU64,
+    /// Every filter's notify fd (level-triggered: readable while a notification waits)
+    /// and the stop eventfd. Receivers hold it too, so that it outlives them.
+    epoll: Arc<OwnedFd>,
+    /// Written when the supervisor is dropped: receivers waiting in epoll end.
+    stop: OwnedFd,
+    /// The filters, by the token their fd is registered with in `epoll`.
+    filters: Mutex<HashMap<u64, Arc<Filter>>>,
+    next_token: AtomicU64,
+    /// The receiver that serves now.
+    receiver: Mutex<Arc<Receiver>>,
+    /// Receivers retired while stuck and not ended yet.
+    stalled_receivers: AtomicUsize,
+    /// The origin of [`Receiver::busy_since`].
+    epoch: Instant,
+}
+
+/// A receiver thread, as the watchdog sees it.
+#[derive(Default)]
+struct Receiver {
+    /// When it received the notification it is busy with, in nanoseconds after the
+    /// supervisor's epoch; 0 while it waits for the next one.
+    busy_since: AtomicU64,
+    /// Set by the watchdog when a new receiver took over: this one ends once it is done
+    /// with the notification it is stuck on.
+    retired: AtomicBool,
 }
 
 /// The filter a notification came from.
 struct Filter {
-    fd: Arc<AsyncFd<NotifyFd>>,
+    fd: Arc<NotifyFd>,
     scope: Arc<Scope>,
     policy: Arc<PolicySlot>,
     root: OnceLock<RootPid>,
@@ -155,15 +201,34 @@ struct Filter {
 }
 
 impl Supervisor {
-    /// A supervisor and its watchdog thread. Alerts go to `alerts`.
+    /// A supervisor, its receiver thread and its watchdog thread. Alerts go to `alerts`.
     pub fn new(config: Config, alerts: mpsc::Sender<Alert>) -> io::Result<Arc<Supervisor>> {
-        let supervisor =
-            Arc::new(Supervisor { config, alerts, pending: Mutex::new(Vec::new()), alerts_dropped: AtomicU64::new(0) });
+        // SAFETY: plain syscalls that return a new fd or -1.
+        let epoll = owned_fd(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        let stop = owned_fd(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+        epoll_add(&epoll, &stop, STOP_TOKEN)?;
+        let supervisor = Arc::new(Supervisor {
+            config,
+            alerts,
+            pending: Mutex::new(Vec::new()),
+            alerts_dropped: AtomicU64::new(0),
+            epoll: Arc::new(epoll),
+            stop,
+            filters: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(0),
+            receiver: Mutex::new(Arc::default()),
+            stalled_receivers: AtomicUsize::new(0),
+            epoch: Instant::now(),
+        });
+        let first = lock(&supervisor.receiver).clone();
+        supervisor.start_receiver(first)?;
         let weak = Arc::downgrade(&supervisor);
-        let tick = (supervisor.config.deadline / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
+        let tick = (supervisor.config.deadline / 4).min(STALL_AFTER / 2).max(Duration::from_millis(5));
         std::thread::Builder::new().name("execguard-watchdog".into()).spawn(move || {
             while let Some(supervisor) = weak.upgrade() {
-                supervisor.expire(Instant::now());
+                let now = Instant::now();
+                supervisor.expire(now);
+                supervisor.relieve_stalled_receiver(now);
                 drop(supervisor);
                 std::thread::sleep(tick);
             }
@@ -172,19 +237,10 @@ impl Supervisor {
     }
 
     /// Serves a notify fd with `policy` until every process under its filter has exited.
-    /// Must be called within a tokio runtime.
-    pub fn supervise(
-        self: &Arc<Self>,
-        fd: NotifyFd,
-        scope: Scope,
-        policy: Arc<PolicySlot>,
-    ) -> io::Result<tokio::task::JoinHandle<()>> {
+    pub fn supervise(&self, fd: NotifyFd, scope: Scope, policy: Arc<PolicySlot>) -> io::Result<()> {
         if let Err(error) = fd.enable_sync_wakeup() {
             tracing::debug!(%error, "no synchronous wake-ups on this kernel");
         }
-        // SAFETY: NotifyFd owns its fd (an OwnedFd that nothing else closes) and always
-        // returns that same fd, for as long as the AsyncFd owns it.
-        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.map_err(io::Error::from)?;
         let filter = Arc::new(Filter {
             fd: Arc::new(fd),
             scope: Arc::new(scope),
@@ -194,53 +250,81 @@ impl Supervisor {
             mounts_not_in_memory: Mutex::new(HashSet::new()),
             identities: Mutex::new(Identities::default()),
         });
-        let container = filter.scope.container.as_ref().and_then(|c| c.id.clone()).unwrap_or_default();
-        let span = tracing::debug_span!("filter", container = %container);
-        Ok(tokio::spawn(self.clone().serve(filter).instrument(span)))
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(container = filter.container(), token, "supervising");
+        let fd = filter.fd.clone();
+        lock(&self.filters).insert(token, filter);
+        epoll_add(&self.epoll, &*fd, token).inspect_err(|_| {
+            lock(&self.filters).remove(&token);
+        })
     }
 
-    async fn serve(self: Arc<Self>, filter: Arc<Filter>) {
-        tracing::debug!("supervising");
-        loop {
-            let mut guard = match filter.fd.readable().await {
-                Ok(guard) => guard,
-                Err(error) => {
-                    tracing::error!(%error, "cannot poll the notify fd; execs under it will fail with ENOSYS");
-                    return;
-                }
-            };
-            if !pending_now(filter.fd.get_ref()) {
-                if guard.ready().is_read_closed() {
-                    tracing::debug!("every process under the filter has exited");
-                    return;
-                }
-                guard.clear_ready();
-                continue;
-            }
-            match filter.fd.get_ref().recv() {
-                Ok(notification) if !notification.is_exec() => root_change(&filter, &notification),
-                Ok(notification) => {
-                    let supervisor = self.clone();
-                    let filter = filter.clone();
-                    // No span is carried over (Span::current costs a dispatcher lookup per exec):
-                    // the exec's own span names its container.
-                    tokio::spawn(async move { supervisor.handle(&filter, notification) });
-                    // Let the exec just received be decided before this task polls for the
-                    // next one: that poll is a syscall the waiting exec need not pay for.
-                    tokio::task::yield_now().await;
-                }
-                // Withdrawn between poll and RECV (a signal, an exit): nothing to answer.
-                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-                Err(error) => {
-                    tracing::error!(%error, "cannot receive from the notify fd; execs under it will fail with ENOSYS");
-                    return;
-                }
+    /// Starts a receiver thread that reports to the watchdog through `receiver`.
+    fn start_receiver(self: &Arc<Self>, receiver: Arc<Receiver>) -> io::Result<()> {
+        let (weak, epoll) = (Arc::downgrade(self), self.epoll.clone());
+        std::thread::Builder::new()
+            .name("execguard-receiver".into())
+            .spawn(move || receive(&weak, &epoll, &receiver))?;
+        Ok(())
+    }
+
+    /// Receives one notification of the filter registered as `token` and answers it.
+    fn receive_one(&self, token: u64, receiver: &Receiver) {
+        let Some(filter) = lock(&self.filters).get(&token).cloned() else { return };
+        let since = self.epoch.elapsed().as_nanos();
+        receiver.busy_since.store(u64::try_from(since).unwrap_or(u64::MAX).max(1), Ordering::Relaxed);
+        match filter.fd.recv() {
+            Ok(notification) if !notification.is_exec() => root_change(&filter, &notification),
+            Ok(notification) => self.handle(&filter, notification),
+            // Withdrawn between epoll and RECV (a signal, an exit): nothing to answer.
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => {
+                tracing::error!(container = filter.container(), %error, "cannot receive from the notify fd; execs under it will fail with ENOSYS");
+                self.end(token);
             }
         }
+        receiver.busy_since.store(0, Ordering::Relaxed);
+    }
+
+    /// Stops serving the filter registered as `token`.
+    fn end(&self, token: u64) {
+        let Some(filter) = lock(&self.filters).remove(&token) else { return };
+        // SAFETY: the fd is open (the filter holds it); a null event is allowed for DEL.
+        unsafe {
+            libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, filter.fd.as_raw_fd(), std::ptr::null_mut())
+        };
+        tracing::debug!(container = filter.container(), "every process under the filter has exited");
+    }
+
+    /// Gives the filters a new receiver when the current one has been busy with one
+    /// notification for longer than [`STALL_AFTER`].
+    fn relieve_stalled_receiver(self: &Arc<Self>, now: Instant) {
+        let mut current = lock(&self.receiver);
+        let since = current.busy_since.load(Ordering::Relaxed);
+        let busy_for = now.saturating_duration_since(self.epoch).saturating_sub(Duration::from_nanos(since));
+        if since == 0 || busy_for < STALL_AFTER {
+            return;
+        }
+        if self.stalled_receivers.load(Ordering::Relaxed) >= MAX_STALLED_RECEIVERS {
+            tracing::error!(
+                stalled = MAX_STALLED_RECEIVERS,
+                "every receiver is stuck in a stalled inspection: new execs wait until one returns"
+            );
+            return;
+        }
+        let fresh = Arc::<Receiver>::default();
+        if let Err(error) = self.start_receiver(fresh.clone()) {
+            tracing::error!(%error, "cannot start a receiver in place of a stuck one");
+            return;
+        }
+        current.retired.store(true, Ordering::Release);
+        self.stalled_receivers.fetch_add(1, Ordering::Relaxed);
+        *current = fresh;
+        tracing::warn!(busy_for = ?busy_for, "an inspection is stuck (a process may be stalling reads of its memory): a new receiver serves the other execs");
     }
 
     fn handle(&self, filter: &Filter, notification: Notification) {
-        let container = filter.scope.container.as_ref().and_then(|c| c.id.as_deref()).unwrap_or_default();
+        let container = filter.container();
         let _span = tracing::debug_span!("exec", container, pid = notification.pid, id = notification.id).entered();
         let answered = Arc::new(AtomicBool::new(false));
         self.lock_pending().push(Pending {
@@ -253,7 +337,7 @@ impl Supervisor {
         });
         let policy = filter.policy.get();
         let source = Source {
-            fd: filter.fd.get_ref(),
+            fd: &filter.fd,
             scope: &filter.scope,
             root: *filter.root.get_or_init(|| notification.pid),
             filter_root: &filter.filter_root,
@@ -270,10 +354,10 @@ impl Supervisor {
         match inspected {
             Inspected::Withdrawn => tracing::debug!("withdrawn during inspection"),
             Inspected::Missing => {
-                answer(filter.fd.get_ref(), notification.id, Action::Allow);
+                answer(&filter.fd, notification.id, Action::Allow);
             }
             Inspected::Decided { event, record, action } => {
-                if answer(filter.fd.get_ref(), notification.id, action) && action != Action::Allow {
+                if answer(&filter.fd, notification.id, action) && action != Action::Allow {
                     self.report(event, record);
                 }
             }
@@ -294,9 +378,8 @@ impl Supervisor {
         }
     }
 
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Vec<Pending>> {
-        // Entries are pushed and removed whole: a panic elsewhere cannot leave one torn.
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock_pending(&self) -> MutexGuard<'_, Vec<Pending>> {
+        lock(&self.pending)
     }
 
     /// Answers every notification past its deadline with the fail action.
@@ -316,7 +399,7 @@ impl Supervisor {
                 FailAction::Closed => (Action::Block, "blocked (fail-closed)"),
             };
             tracing::warn!(pid = late.pid, deadline = ?self.config.deadline, "no decision in time: {outcome}");
-            if answer(late.fd.get_ref(), late.id, action) {
+            if answer(&late.fd, late.id, action) {
                 let mut event = ExecEvent::new(String::new(), Vec::new());
                 event.process.pid = Some(late.pid);
                 event.container = late.scope.container.clone();
@@ -326,6 +409,79 @@ impl Supervisor {
             }
         }
     }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to our eventfd. Failing, the receivers
+        // stay blocked in epoll, which ends with the process.
+        unsafe { libc::write(self.stop.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+}
+
+impl Filter {
+    /// The container's id, for logs; empty for `execguard run`.
+    fn container(&self) -> &str {
+        self.scope.container.as_ref().and_then(|c| c.id.as_deref()).unwrap_or_default()
+    }
+}
+
+/// A receiver thread: waits for notifications on every filter, and serves each ready
+/// filter in turn. Ends when retired by the watchdog, or when the supervisor is gone.
+fn receive(supervisor: &Weak<Supervisor>, epoll: &OwnedFd, receiver: &Receiver) {
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 16];
+    loop {
+        // SAFETY: `events` is writable for its whole length, which is what we pass.
+        let ready = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, -1) };
+        let Ok(ready) = usize::try_from(ready) else {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            tracing::error!(%error, "cannot wait for notifications; execs will wait for their deadline");
+            return;
+        };
+        for event in events.iter().take(ready) {
+            let (token, flags) = (event.u64, event.events);
+            let Some(supervisor) = supervisor.upgrade().filter(|_| token != STOP_TOKEN) else { return };
+            if flags & libc::EPOLLIN as u32 != 0 {
+                supervisor.receive_one(token, receiver);
+            } else {
+                supervisor.end(token);
+            }
+            if receiver.retired.load(Ordering::Acquire) {
+                supervisor.stalled_receivers.fetch_sub(1, Ordering::Relaxed);
+                tracing::info!("a stalled inspection returned; its receiver ends");
+                return;
+            }
+        }
+    }
+}
+
+/// Registers `fd` with `epoll` for readability, as `token`.
+fn epoll_add(epoll: &OwnedFd, fd: &impl AsRawFd, token: u64) -> io::Result<()> {
+    let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: token };
+    // SAFETY: both fds are open; `event` is a valid epoll_event for the call.
+    if unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut event) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Takes ownership of an fd a syscall just returned, or its error.
+fn owned_fd(fd: libc::c_int) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Locks a mutex of the supervisor. Their contents are replaced or pushed and removed
+/// whole: a panic elsewhere cannot leave them torn, so a poisoned lock is still good.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A syscall that may change roots (chroot, pivot_root, setns, a new mount namespace):
@@ -340,17 +496,7 @@ fn root_change(filter: &Filter, notification: &Notification) {
             "a process may change its root or mount namespace: each exec's path is resolved in its own root from now on"
         );
     }
-    answer(filter.fd.get_ref(), notification.id, Action::Allow);
-}
-
-/// Whether a notification is waiting right now (poll with no timeout). RECV blocks when
-/// none is, and an edge-triggered readiness can outlive the notification that caused it.
-fn pending_now(fd: &NotifyFd) -> bool {
-    use std::os::fd::AsRawFd;
-    let mut poll = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid pollfd, a timeout of zero.
-    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
-    ready > 0 && poll.revents & libc::POLLIN != 0
+    answer(&filter.fd, notification.id, Action::Allow);
 }
 
 /// Sends the answer; false when the notification was gone (not an error: the process
