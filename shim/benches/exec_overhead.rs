@@ -5,8 +5,9 @@
 //! - The loop (`exec_overhead --loop N`) runs N execs one after the other from a realistic
 //!   mix ([`MIX`]: mostly ordinary commands, a few network tools that the default policy
 //!   alerts on or lets through after inspection, none that enforce mode blocks, so that
-//!   every mode does the same work) and prints the time from spawn to exit of each, in
-//!   nanoseconds, one per line.
+//!   every mode does the same work) and prints the CPU time its parent (the supervisor,
+//!   or the idle driver in plain mode) used meanwhile, then the time from spawn to exit of
+//!   each exec, in nanoseconds, one per line.
 //! - The driver (the default: what `cargo bench` runs) runs the loop in four modes, in a
 //!   rotating order from round to round so that drift of the machine spreads over all
 //!   modes alike. Many short rounds rather than a few long ones: on these VMs the p50 of
@@ -25,7 +26,11 @@
 //!   - monitor and enforce: `execguard run --mode M --alerts /dev/null -- LOOP`.
 //!
 //!   It pools each mode's durations over the rounds and prints p50 and p99, the ratio of
-//!   p50 to plain, and the microseconds added over plain and over bare.
+//!   p50 to plain, and the microseconds added over plain and over bare. It also prints
+//!   the supervisor's CPU time per exec (every thread of the loop's parent, from
+//!   /proc/PID/task/*/schedstat). On these VMs that is the steadier figure: the p50 of
+//!   the same mode moves by tens of microseconds between runs, its CPU time by a few, and
+//!   pinned to one CPU every microsecond of it is taken from the exec'ing program.
 //!
 //! Pinned or not: unpinned, the supervisor and the task that execs usually run on
 //! different CPUs, and on these VMs every wake-up that crosses CPUs costs 25-30 us
@@ -151,17 +156,35 @@ fn run_loop(execs: usize) -> Result<()> {
     for command in &mut commands {
         time_exec(command)?;
     }
+    let parent = std::os::unix::process::parent_id();
+    let cpu_before = cpu_of(parent)?;
     let mut durations = Vec::with_capacity(execs);
     for i in 0..execs {
         let command = &mut commands[i % MIX.len()];
         durations.push(time_exec(command)?);
     }
+    let parent_cpu = cpu_of(parent)?.saturating_sub(cpu_before);
     let mut out = BufWriter::new(io::stdout().lock());
-    durations
-        .iter()
-        .try_for_each(|duration| writeln!(out, "{}", duration.as_nanos()))
+    writeln!(out, "{parent_cpu}")
+        .and_then(|()| durations.iter().try_for_each(|duration| writeln!(out, "{}", duration.as_nanos())))
         .and_then(|()| out.flush())
         .map_err(|error| format!("cannot write the durations: {error}"))
+}
+
+/// CPU time used so far by every thread of process `pid`, in ns: the first field of
+/// /proc/PID/task/TID/schedstat, current as of each thread's last switch (a thread that
+/// waits, as the supervisor does between execs, is exact).
+fn cpu_of(pid: u32) -> Result<u64> {
+    let tasks = format!("/proc/{pid}/task");
+    let entries = std::fs::read_dir(&tasks).map_err(|error| format!("cannot list {tasks}: {error}"))?;
+    let mut total = 0;
+    for entry in entries.flatten() {
+        // A thread that ended meanwhile took its time with it; the supervisor's do not.
+        let Ok(text) = std::fs::read_to_string(entry.path().join("schedstat")) else { continue };
+        let ns = text.split_whitespace().next().and_then(|field| field.parse::<u64>().ok());
+        total += ns.ok_or_else(|| format!("{}/schedstat: no run time in {text:?}", entry.path().display()))?;
+    }
+    Ok(total)
 }
 
 /// Spawn to exit of one command. Its exit code does not matter (the netcat probe finds
@@ -237,15 +260,18 @@ fn drive(smoke: bool) -> Result<()> {
     println!("load average at start: {}", load_average());
 
     let mut pooled: Vec<Vec<u64>> = vec![Vec::with_capacity(execs * rounds); MODES.len()];
+    let mut parent_cpu = [0u64; MODES.len()];
     for round in 0..rounds {
         let mut line = format!("round {}/{rounds}, p50 us:", round + 1);
         for k in 0..MODES.len() {
             let at = (round + k) % MODES.len();
             let mode = MODES[at];
-            let mut durations = run_mode(mode, &setup).map_err(|error| format!("{} run: {error}", mode.name()))?;
+            let Measured { mut durations, parent_cpu: cpu } =
+                run_mode(mode, &setup).map_err(|error| format!("{} run: {error}", mode.name()))?;
             durations.sort_unstable();
             line.push_str(&format!(" {} {:.1}", mode.name(), micros(percentile(&durations, 50.0))));
             pooled[at].extend(durations);
+            parent_cpu[at] += cpu;
         }
         println!("{line}");
     }
@@ -276,6 +302,19 @@ fn drive(smoke: bool) -> Result<()> {
             p99 - bare.1
         );
     }
+    // Per exec, in us: the run's total over its execs.
+    let cpu = parent_cpu.map(|ns| ns as f64 / 1000.0 / (execs * rounds) as f64);
+    println!();
+    println!(
+        "supervisor CPU per exec, us: bare {:.1}, monitor {:.1} ({:+.1} over bare), enforce {:.1} ({:+.1}) \
+         [plain: the idle driver, {:.1}]",
+        cpu[Mode::Bare as usize],
+        cpu[Mode::Monitor as usize],
+        cpu[Mode::Monitor as usize] - cpu[Mode::Bare as usize],
+        cpu[Mode::Enforce as usize],
+        cpu[Mode::Enforce as usize] - cpu[Mode::Bare as usize],
+        cpu[Mode::Plain as usize],
+    );
     let verdicts: Vec<String> = [Mode::Monitor, Mode::Enforce]
         .iter()
         .map(|&mode| {
@@ -290,8 +329,9 @@ fn drive(smoke: bool) -> Result<()> {
     Ok(())
 }
 
-/// One run of the loop in `mode`: its per-exec durations in ns, unsorted.
-fn run_mode(mode: Mode, setup: &Setup) -> Result<Vec<u64>> {
+/// One run of the loop in `mode`: its per-exec durations in ns, unsorted, and the CPU time
+/// of its supervisor.
+fn run_mode(mode: Mode, setup: &Setup) -> Result<Measured> {
     match mode {
         Mode::Plain => {
             let child = setup.loop_command(&setup.loop_exe, &[]).spawn();
@@ -312,7 +352,7 @@ fn run_mode(mode: Mode, setup: &Setup) -> Result<Vec<u64>> {
 /// The loop under the filter, with a thread of ours answering CONTINUE, wired as
 /// `execguard run` wires it: the child installs the filter between fork and exec and sends
 /// the listener over a socket pair.
-fn run_bare(setup: &Setup) -> Result<Vec<u64>> {
+fn run_bare(setup: &Setup) -> Result<Measured> {
     let mut command = setup.loop_command(&setup.loop_exe, &[]);
     let filter = ExecFilter::new();
     let set_no_new_privs = !seccomp::holds_cap_sys_admin();
@@ -380,21 +420,27 @@ fn answer_continue(sock: &UnixStream) -> io::Result<u64> {
     }
 }
 
-/// Waits for a loop and parses its output: `execs` durations.
-fn durations(child: Child, execs: usize) -> Result<Vec<u64>> {
+/// One run of the loop: each exec's duration, and the CPU time of the loop's parent.
+struct Measured {
+    durations: Vec<u64>,
+    parent_cpu: u64,
+}
+
+/// Waits for a loop and parses its output: the parent's CPU time, then `execs` durations.
+fn durations(child: Child, execs: usize) -> Result<Measured> {
     let output = child.wait_with_output().map_err(|error| format!("cannot wait for the loop: {error}"))?;
     if !output.status.success() {
         return Err(format!("the run exited with {} (any error it printed is above)", output.status));
     }
     let text = String::from_utf8(output.stdout).map_err(|_| "the loop printed something other than text")?;
-    let durations: Vec<u64> = text
-        .lines()
-        .map(|line| line.parse().map_err(|_| format!("the loop printed {line:?}, not a duration")))
-        .collect::<Result<_>>()?;
+    let mut numbers =
+        text.lines().map(|line| line.parse().map_err(|_| format!("the loop printed {line:?}, not a number of ns")));
+    let parent_cpu = numbers.next().ok_or("the loop printed nothing")??;
+    let durations: Vec<u64> = numbers.collect::<Result<_>>()?;
     if durations.len() != execs {
         return Err(format!("the loop printed {} durations instead of {execs}", durations.len()));
     }
-    Ok(durations)
+    Ok(Measured { durations, parent_cpu })
 }
 
 /// The execguard binary: $EXECGUARD_BIN, or `execguard` next to this bench or one directory
