@@ -351,6 +351,30 @@ fn a_stalled_inspection_does_not_hold_up_other_execs() {
     assert_eq!(run.alerts[0]["decision"], "block");
 }
 
+/// Stalls beyond the bound on stuck receiver threads (16) make later execs wait until
+/// one stalled read returns, instead of growing the supervisor: 17 processes stall their
+/// inspection for 4 s at once. The supervisor says so once, and every exec still gets
+/// its decision when the stalls end.
+#[test]
+fn stalls_beyond_the_bound_wait_instead_of_growing_the_supervisor() {
+    let scratch = Scratch::new();
+    let stall = compile(&scratch, "stall_exec");
+    let script = format!(
+        "for i in $(seq 17); do {} 4000 /bin/echo echo stalled & done; sleep 2; /bin/echo other; wait",
+        stall.display()
+    );
+    let command = [OsStr::new("/bin/sh"), OsStr::new("-c"), OsStr::new(&script)];
+
+    let run = guarded_with(&["--deadline-ms", "20000", "--fail", "closed"], &scratch, &command, None);
+    let out = run.stdout();
+    assert_eq!(out.matches("stalled\n").count(), 17, "{out}\n{}", run.stderr());
+    assert!(out.contains("other\n"), "{out}\n{}", run.stderr());
+    let stderr = run.stderr();
+    assert_eq!(stderr.matches("every receiver is stuck").count(), 1, "{stderr}");
+    // 16 up to the bound; one more when the first stalled read returns before the last.
+    assert!(stderr.matches("a new receiver serves the other execs").count() >= 16, "{stderr}");
+}
+
 /// What a block holds against: every other way of asking the kernel to run netcat is
 /// decided the same (execveat, fexecve, a memfd copy, /proc/self/fd, the i386 entry point,
 /// the dynamic loader), and monitor mode shows that each way really runs it.

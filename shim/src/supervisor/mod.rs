@@ -187,6 +187,8 @@ struct Receiver {
     /// Set by the watchdog when a new receiver took over: this one ends once it is done
     /// with the notification it is stuck on.
     retired: AtomicBool,
+    /// The `busy_since` the watchdog last reported as not relieved.
+    reported_since: AtomicU64,
 }
 
 /// The filter a notification came from.
@@ -305,16 +307,22 @@ impl Supervisor {
         if since == 0 || busy_for < STALL_AFTER {
             return;
         }
+        // Said once per stuck notification, not at every tick.
+        let first_report = current.reported_since.swap(since, Ordering::Relaxed) != since;
         if self.stalled_receivers.load(Ordering::Relaxed) >= MAX_STALLED_RECEIVERS {
-            tracing::error!(
-                stalled = MAX_STALLED_RECEIVERS,
-                "every receiver is stuck in a stalled inspection: new execs wait until one returns"
-            );
+            if first_report {
+                tracing::error!(
+                    stalled = MAX_STALLED_RECEIVERS,
+                    "every receiver is stuck in a stalled inspection: new execs wait until one returns"
+                );
+            }
             return;
         }
         let fresh = Arc::<Receiver>::default();
         if let Err(error) = self.start_receiver(fresh.clone()) {
-            tracing::error!(%error, "cannot start a receiver in place of a stuck one");
+            if first_report {
+                tracing::error!(%error, "cannot start a receiver in place of a stuck one");
+            }
             return;
         }
         current.retired.store(true, Ordering::Release);
