@@ -21,6 +21,7 @@
 //! can write to its file system) can swap the file between this check and the kernel's
 //! own lookup. The fd in [`Resolved`] pins what was checked, for hashing or identity.
 
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -29,6 +30,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 
 /// Missing from libc for this target (linux/magic.h).
 const RAMFS_MAGIC: i64 = 0x8584_58f6;
@@ -58,7 +60,15 @@ pub struct Resolved {
 pub struct ProcessRoot {
     fd: OwnedFd,
     text: PathBuf,
+    /// Absolute paths that the last time needed the full resolution (a symlink on the way:
+    /// `/bin/sh` on a merged-/usr system): resolved in full at once, without first trying
+    /// the plain lookup that failed. Only a hint: both ways find the same file.
+    not_plain: Mutex<HashSet<Box<[u8]>>>,
 }
+
+/// How many such paths a root remembers: the shells and interpreters a container runs
+/// by a symlinked name are a handful.
+const MAX_NOT_PLAIN: usize = 256;
 
 impl ProcessRoot {
     /// The root of `pid` now. /proc/PID is the costly part of resolving (its first access
@@ -69,7 +79,7 @@ impl ProcessRoot {
         // The text of the root we resolve in, not a second look at /proc/PID/root: another
         // thread of the process could chroot in between.
         let text = fd_link(fd.as_fd())?;
-        Ok(ProcessRoot { fd, text })
+        Ok(ProcessRoot { fd, text, not_plain: Mutex::default() })
     }
 }
 
@@ -84,6 +94,7 @@ pub fn resolve(
     empty_path: bool,
 ) -> io::Result<Resolved> {
     let root_text = root.text.as_os_str().as_bytes();
+    let not_plain = &root.not_plain;
     let root = root.fd.as_fd();
     let file = if path.is_empty() {
         // path_resolution(7): an empty path is ENOENT, unless AT_EMPTY_PATH names dirfd.
@@ -95,8 +106,17 @@ pub fn resolve(
         match proc_self_link(pid, root, path) {
             Some(link) => open_o_path(&link)?,
             None if path.starts_with(b"/") => {
-                if let Some(resolved) = resolve_plain(root, path)? {
-                    return Ok(resolved);
+                // A poisoned lock holds whole entries: each change is one insert or clear.
+                let known = || not_plain.lock().unwrap_or_else(PoisonError::into_inner);
+                if !known().contains(path) {
+                    if let Some(resolved) = resolve_plain(root, path)? {
+                        return Ok(resolved);
+                    }
+                    let mut known = known();
+                    if known.len() >= MAX_NOT_PLAIN {
+                        known.clear();
+                    }
+                    known.insert(path.into());
                 }
                 open_in_root(root, path)?
             }
@@ -470,6 +490,27 @@ mod tests {
         for path in ["/etc/x", "/etc/chain", "/bin/sh", "//bin//sh", "/bin/../etc/x"] {
             assert_is(&resolve_now(child.pid(), None, path.as_bytes(), false).unwrap(), "/bin/sh", &sh);
         }
+    }
+
+    /// A root remembers which paths needed the full resolution, as a hint only: when the
+    /// files change, each lookup still finds what the process would.
+    #[test]
+    fn a_remembered_path_follows_the_files_as_they_change() {
+        let root = fake_root();
+        let child = chrooted(&root.0, Some("/"));
+        let process_root = ProcessRoot::of(child.pid()).unwrap();
+        let resolve_in_root = |path: &str| resolve(child.pid(), &process_root, None, path.as_bytes(), false).unwrap();
+        let (sh, x) = (root.0.join("bin/sh"), root.0.join("etc/x"));
+        assert_is(&resolve_in_root("/etc/x"), "/bin/sh", &sh);
+        assert!(process_root.not_plain.lock().unwrap().contains(b"/etc/x".as_slice()));
+        assert_is(&resolve_in_root("/etc/x"), "/bin/sh", &sh);
+        // The symlink becomes a file; a plain path becomes a symlink.
+        fs::remove_file(&x).unwrap();
+        fs::write(&x, "a file now").unwrap();
+        assert_is(&resolve_in_root("/etc/x"), "/etc/x", &x);
+        fs::rename(&sh, root.0.join("bin/dash")).unwrap();
+        symlink("dash", &sh).unwrap();
+        assert_is(&resolve_in_root("/bin/sh"), "/bin/dash", &root.0.join("bin/dash"));
     }
 
     #[test]
