@@ -176,6 +176,8 @@ pub struct Supervisor {
     stalled_receivers: AtomicUsize,
     /// The origin of [`Receiver::busy_since`].
     epoch: Instant,
+    /// Notifications received so far, for the watchdog to tell a quiet supervisor.
+    received: AtomicU64,
 }
 
 /// A receiver thread, as the watchdog sees it.
@@ -221,18 +223,28 @@ impl Supervisor {
             receiver: Mutex::new(Arc::default()),
             stalled_receivers: AtomicUsize::new(0),
             epoch: Instant::now(),
+            received: AtomicU64::new(0),
         });
         let first = lock(&supervisor.receiver).clone();
         supervisor.start_receiver(first)?;
         let weak = Arc::downgrade(&supervisor);
-        let tick = (supervisor.config.deadline / 4).min(STALL_AFTER / 2).max(Duration::from_millis(5));
+        // Often enough to catch a stuck receiver soon after STALL_AFTER while execs come in;
+        // between them, as seldom as the deadline allows: the shim runs one supervisor per
+        // pod, and an idle pod should not wake the node 40 times a second.
+        let deadline = supervisor.config.deadline;
+        let busy_tick = (deadline / 4).min(STALL_AFTER / 2).max(Duration::from_millis(5));
+        let quiet_tick = (deadline / 4).clamp(busy_tick, Duration::from_millis(250));
         std::thread::Builder::new().name("execguard-watchdog".into()).spawn(move || {
+            let mut received_before = 0;
             while let Some(supervisor) = weak.upgrade() {
                 let now = Instant::now();
                 supervisor.expire(now);
                 supervisor.relieve_stalled_receiver(now);
+                let received = supervisor.received.load(Ordering::Relaxed);
+                let quiet = received == received_before && supervisor.idle();
+                received_before = received;
                 drop(supervisor);
-                std::thread::sleep(tick);
+                std::thread::sleep(if quiet { quiet_tick } else { busy_tick });
             }
         })?;
         Ok(supervisor)
@@ -275,6 +287,7 @@ impl Supervisor {
         let Some(filter) = lock(&self.filters).get(&token).cloned() else { return };
         let since = self.epoch.elapsed().as_nanos();
         receiver.busy_since.store(u64::try_from(since).unwrap_or(u64::MAX).max(1), Ordering::Relaxed);
+        self.received.fetch_add(1, Ordering::Relaxed);
         match filter.fd.recv() {
             Ok(notification) if !notification.is_exec() => root_change(&filter, &notification),
             Ok(notification) => self.handle(&filter, notification),
@@ -296,6 +309,11 @@ impl Supervisor {
             libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, filter.fd.as_raw_fd(), std::ptr::null_mut())
         };
         tracing::debug!(container = filter.container(), "every process under the filter has exited");
+    }
+
+    /// Whether nothing is being decided: no notification waits for its answer.
+    fn idle(&self) -> bool {
+        self.lock_pending().is_empty() && lock(&self.receiver).busy_since.load(Ordering::Relaxed) == 0
     }
 
     /// Gives the filters a new receiver when the current one has been busy with one
