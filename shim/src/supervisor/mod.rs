@@ -470,7 +470,10 @@ fn receive(supervisor: &Weak<Supervisor>, epoll: &OwnedFd, receiver: &Receiver) 
         };
         for event in events.iter().take(ready) {
             let (token, flags) = (event.u64, event.events);
-            let Some(supervisor) = supervisor.upgrade().filter(|_| token != STOP_TOKEN) else { return };
+            if token == STOP_TOKEN {
+                return;
+            }
+            let Some(supervisor) = supervisor.upgrade() else { return };
             if flags & libc::EPOLLIN as u32 != 0 {
                 supervisor.receive_one(token, receiver);
             } else {
