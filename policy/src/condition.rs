@@ -213,8 +213,14 @@ impl<'e> ProcessView<'e> {
         }
     }
 
+    /// A process above the exec'ing one (its parent or an ancestor) as the engine will see
+    /// it, before its working directory is known.
+    pub fn of_ancestor(executable: Option<&'e str>, argv: &'e [String]) -> Self {
+        ProcessView::new(executable, None, None, argv, None)
+    }
+
     /// Whether the script path needs the working directory to be made absolute.
-    fn script_is_relative(&self) -> bool {
+    pub fn script_is_relative(&self) -> bool {
         self.working_directory.is_none() && script(self.args).is_some_and(|path| !path.starts_with('/'))
     }
 

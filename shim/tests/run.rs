@@ -278,6 +278,23 @@ fn a_tree_fifty_deep() {
     assert_eq!(alert["execguard"]["ancestors"].as_array().map(Vec::len), Some(16), "the depth limit");
 }
 
+/// A script named by a relative path is found through its process's working directory
+/// (read only for such a script), and an alert names the directory of every process above.
+#[test]
+fn a_relative_script_in_a_writable_directory_is_found_through_its_directory() {
+    let scratch = Scratch::new();
+    std::fs::write(scratch.path("drop.sh"), "nc 127.0.0.2 9; echo nc=$?\n").unwrap();
+    let run = sh("monitor", &scratch, "sh ./drop.sh");
+    assert!(run.stdout().contains("nc=1"), "{}", run.stdout());
+    let alert = run.alerts_for(NC).into_iter().find(|a| a["decision"] == "alert").expect("nc alert").clone();
+    assert_eq!(alert["rule"]["id"], "datadog.net_util_in_container.writable_ancestor");
+    let directory = scratch.0.display().to_string();
+    assert_eq!(alert["process"]["parent"]["args"], serde_json::json!(["sh", "./drop.sh"]));
+    assert_eq!(alert["process"]["parent"]["working_directory"], directory.as_str());
+    // `sh -c`, which runs no script: its directory is read for the alert.
+    assert_eq!(alert["execguard"]["ancestors"][0]["working_directory"], directory.as_str());
+}
+
 #[test]
 fn two_thousand_execs_leak_no_fds_and_little_memory() {
     let scratch = Scratch::new();
