@@ -249,7 +249,7 @@ impl Setup {
 
 /// The driver role; `smoke` makes the defaults tiny (a check that it runs, no measure).
 fn drive(smoke: bool) -> Result<()> {
-    let (default_execs, default_rounds) = if smoke { (5, 4) } else { (DEFAULT_EXECS, DEFAULT_ROUNDS) };
+    let (default_execs, default_rounds) = if smoke { (5, MODES.len()) } else { (DEFAULT_EXECS, DEFAULT_ROUNDS) };
     let execs = env_number("EXECGUARD_BENCH_EXECS")?.unwrap_or(default_execs);
     let rounds = env_number("EXECGUARD_BENCH_ROUNDS")?.unwrap_or(default_rounds);
     if execs == 0 || rounds == 0 {
