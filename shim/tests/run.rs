@@ -113,7 +113,12 @@ impl StatusExt for std::process::ExitStatus {
 }
 
 fn sh(mode: &str, scratch: &Scratch, script: &str) -> Run {
-    guarded(mode, scratch, &[OsStr::new("/bin/sh"), OsStr::new("-c"), OsStr::new(script)], None)
+    sh_with(&["--mode", mode], scratch, script)
+}
+
+/// `sh -c SCRIPT` under `execguard run OPTIONS`.
+fn sh_with(options: &[&str], scratch: &Scratch, script: &str) -> Run {
+    guarded_with(options, scratch, &[OsStr::new("/bin/sh"), OsStr::new("-c"), OsStr::new(script)], None)
 }
 
 const NC: &str = "/usr/bin/nc.openbsd";
@@ -330,9 +335,7 @@ fn an_exec_that_cannot_be_inspected_in_time_gets_the_fail_action() {
     let scratch = Scratch::new();
     let stall = compile(&scratch, "stall_exec");
     let script = format!("{} 1500 /bin/echo echo stalled; echo rc=$?; echo after", stall.display());
-    let command = [OsStr::new("/bin/sh"), OsStr::new("-c"), OsStr::new(&script)];
-
-    let closed = guarded_with(&["--deadline-ms", "300", "--fail", "closed"], &scratch, &command, None);
+    let closed = sh_with(&["--deadline-ms", "300", "--fail", "closed"], &scratch, &script);
     let out = closed.stdout();
     assert!(out.contains("exec failed: Operation not permitted\nrc=126\nafter"), "{out}\n{}", closed.stderr());
     assert_eq!(closed.alerts.len(), 1, "{:#?}", closed.alerts);
@@ -341,7 +344,7 @@ fn an_exec_that_cannot_be_inspected_in_time_gets_the_fail_action() {
 
     // Fail-open lets it through at the deadline; the kernel's own copy of argv then waits
     // for the page like the supervisor did, and the exec runs with the real argument.
-    let open = guarded_with(&["--deadline-ms", "300", "--fail", "open"], &scratch, &command, None);
+    let open = sh_with(&["--deadline-ms", "300", "--fail", "open"], &scratch, &script);
     let out = open.stdout();
     assert!(out.contains("stalled\nrc=0\nafter"), "{out}\n{}", open.stderr());
     assert_eq!(open.alerts[0]["decision"], "alert");
@@ -356,9 +359,7 @@ fn a_stalled_inspection_does_not_hold_up_other_execs() {
     let scratch = Scratch::new();
     let stall = compile(&scratch, "stall_exec");
     let script = format!("{} 3000 /bin/echo echo stalled & sleep 0.3; /bin/echo other; wait", stall.display());
-    let command = [OsStr::new("/bin/sh"), OsStr::new("-c"), OsStr::new(&script)];
-
-    let run = guarded_with(&["--deadline-ms", "1000", "--fail", "closed"], &scratch, &command, None);
+    let run = sh_with(&["--deadline-ms", "1000", "--fail", "closed"], &scratch, &script);
     let out = run.stdout();
     let other = out.find("other\n");
     let failed = out.find("exec failed: Operation not permitted");
@@ -380,9 +381,7 @@ fn stalls_beyond_the_bound_wait_instead_of_growing_the_supervisor() {
         "for i in $(seq 17); do {} 4000 /bin/echo echo stalled & done; sleep 2; /bin/echo other; wait",
         stall.display()
     );
-    let command = [OsStr::new("/bin/sh"), OsStr::new("-c"), OsStr::new(&script)];
-
-    let run = guarded_with(&["--deadline-ms", "20000", "--fail", "closed"], &scratch, &command, None);
+    let run = sh_with(&["--deadline-ms", "20000", "--fail", "closed"], &scratch, &script);
     let out = run.stdout();
     assert_eq!(out.matches("stalled\n").count(), 17, "{out}\n{}", run.stderr());
     assert!(out.contains("other\n"), "{out}\n{}", run.stderr());

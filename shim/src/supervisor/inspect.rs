@@ -17,7 +17,7 @@
 use std::collections::HashSet;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use execguard_policy::event::{Ancestor, Parent, User};
 use execguard_policy::name::{loaded_program, tool_name};
@@ -28,7 +28,7 @@ use crate::supervisor::memory::{self, Bounds, Unreadable};
 use crate::supervisor::procfs;
 use crate::supervisor::resolve::{self, ProcessRoot, Resolved};
 use crate::supervisor::seccomp::{Notification, NotifyFd};
-use crate::supervisor::Config;
+use crate::supervisor::{lock, Config};
 
 /// PATH_MAX: the kernel refuses a longer path itself.
 const MAX_PATH: usize = 4096;
@@ -176,9 +176,7 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
             let resolved = program.unwrap_or(resolved);
             let file = &mut event.execguard.file;
             file.fileless = Some(resolved.fileless);
-            // A poisoned lock only means another exec's inspection panicked; the cache is
-            // still consistent (every update is a single insert).
-            let mut identities = identities.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut identities = lock(identities);
             if !identities.learned() {
                 identities.learn(pid, process_root, known_tools);
             }
@@ -245,7 +243,7 @@ fn filter_root_for<'a>(source: &Source<'a>, notification: &Notification) -> Opti
 /// Whether the file lies on a writable tmpfs or ramfs. Most execs come from a few mounts
 /// of other file systems, remembered so that they cost no syscall.
 fn on_writable_memory_fs(resolved: &Resolved, mounts_not_in_memory: &Mutex<HashSet<u64>>) -> bool {
-    let remembered = || mounts_not_in_memory.lock().unwrap_or_else(PoisonError::into_inner);
+    let remembered = || lock(mounts_not_in_memory);
     if resolved.mount.is_some_and(|mount| remembered().contains(&mount)) {
         return false;
     }

@@ -313,7 +313,7 @@ impl Supervisor {
 
     /// Whether nothing is being decided: no notification waits for its answer.
     fn idle(&self) -> bool {
-        self.lock_pending().is_empty() && lock(&self.receiver).busy_since.load(Ordering::Relaxed) == 0
+        lock(&self.pending).is_empty() && lock(&self.receiver).busy_since.load(Ordering::Relaxed) == 0
     }
 
     /// Gives the filters a new receiver when the current one has been busy with one
@@ -353,7 +353,7 @@ impl Supervisor {
         let container = filter.container();
         let _span = tracing::debug_span!("exec", container, pid = notification.pid, id = notification.id).entered();
         let answered = Arc::new(AtomicBool::new(false));
-        self.lock_pending().push(Pending {
+        lock(&self.pending).push(Pending {
             fd: filter.fd.clone(),
             id: notification.id,
             pid: notification.pid,
@@ -372,7 +372,7 @@ impl Supervisor {
         };
         let inspected = inspect::inspect(&source, &notification, &policy, &self.config);
         let claimed = !answered.swap(true, Ordering::AcqRel);
-        self.lock_pending().retain(|p| !Arc::ptr_eq(&p.answered, &answered));
+        lock(&self.pending).retain(|p| !Arc::ptr_eq(&p.answered, &answered));
         if !claimed {
             tracing::debug!("decided after the deadline: the watchdog answered");
             return;
@@ -404,14 +404,10 @@ impl Supervisor {
         }
     }
 
-    fn lock_pending(&self) -> MutexGuard<'_, Vec<Pending>> {
-        lock(&self.pending)
-    }
-
     /// Answers every notification past its deadline with the fail action.
     fn expire(&self, now: Instant) {
         let expired: Vec<Pending> = {
-            let mut pending = self.lock_pending();
+            let mut pending = lock(&self.pending);
             let (expired, waiting) = pending.drain(..).partition(|p| p.deadline <= now);
             *pending = waiting;
             expired
@@ -507,9 +503,10 @@ fn owned_fd(fd: libc::c_int) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Locks a mutex of the supervisor. Their contents are replaced or pushed and removed
-/// whole: a panic elsewhere cannot leave them torn, so a poisoned lock is still good.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks a mutex of the supervisor (its queues, its per-filter caches). Their contents are
+/// replaced, inserted, pushed, removed or cleared whole: a panic elsewhere cannot leave
+/// them torn, so a poisoned lock is still good.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

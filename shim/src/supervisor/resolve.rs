@@ -30,7 +30,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
+
+use crate::supervisor::lock;
 
 /// Missing from libc for this target (linux/magic.h).
 const RAMFS_MAGIC: i64 = 0x8584_58f6;
@@ -106,8 +108,7 @@ pub fn resolve(
         match proc_self_link(pid, root, path) {
             Some(link) => open_o_path(&link)?,
             None if path.starts_with(b"/") => {
-                // A poisoned lock holds whole entries: each change is one insert or clear.
-                let known = || not_plain.lock().unwrap_or_else(PoisonError::into_inner);
+                let known = || lock(not_plain);
                 if !known().contains(path) {
                     if let Some(resolved) = resolve_plain(root, path)? {
                         return Ok(resolved);
