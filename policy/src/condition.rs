@@ -7,6 +7,7 @@
 //! does not hold: the engine never guesses.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 
 use crate::event::ExecEvent;
 use crate::name::{basename, invocation, script, Invocation};
@@ -316,6 +317,18 @@ impl ConditionSet {
             Test::Name(set) => Some(set),
             _ => None,
         })
+    }
+
+    /// The literal names that this set's name tests accept, its own and its `any_of`
+    /// alternatives': the tools an exec that the set matches can be.
+    pub fn literal_names<'s>(&'s self, out: &mut BTreeSet<&'s str>) {
+        for test in &self.tests {
+            match test {
+                Test::Name(set) => out.extend(set.patterns().filter_map(|pattern| pattern.literal())),
+                Test::AnyOf(sets) => sets.iter().for_each(|set| set.literal_names(out)),
+                _ => {}
+            }
+        }
     }
 
     pub fn holds(&self, subject: &Subject) -> bool {

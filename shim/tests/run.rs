@@ -463,3 +463,55 @@ fn a_changed_root_cannot_pass_netcat_off_as_ls() {
     assert_eq!(run.output.status.code(), Some(126), "setns: {}", run.stderr());
     assert_eq!(run.alerts_for("/usr/bin/ls")[0]["execguard"]["file"]["identity"], "nc", "{:#?}", run.alerts);
 }
+
+/// An Alpine-style layout: everyday commands and network tools are links to, or copies
+/// of, one busybox. Everyday applets run in enforce mode and leave no alert; network
+/// applets are decided as the tools they are, under any name busybox takes for itself.
+#[test]
+fn busybox_applets_are_decided_as_the_applet_that_runs() {
+    assert!(std::path::Path::new("/bin/busybox").exists(), "needs Debian's busybox-static (scripts/test installs it)");
+    let scratch = Scratch::new();
+    let script = r#"
+        mkdir bin copy
+        for applet in sleep ls echo nc wget busybox-x86_64; do ln -s /bin/busybox bin/$applet; done
+        cp /bin/busybox copy/bb && ln -s bb copy/true && ln -s bb copy/nc
+        bin/sleep 0 && echo sleep=ok
+        bin/ls / >/dev/null && echo ls=ok
+        bin/echo hi >/dev/null && echo echo=ok
+        copy/true && echo copy-true=ok
+        bin/nc 127.0.0.2 9 2>&1; echo nc=$?
+        copy/nc 127.0.0.2 9 2>&1; echo copy-nc=$?
+        /bin/busybox nc 127.0.0.2 9 2>&1; echo busybox-nc=$?
+        bin/busybox-x86_64 nc 127.0.0.2 9 2>&1; echo prefixed-nc=$?
+        bin/sleep 0 && /bin/busybox --help nc >/dev/null 2>&1; echo help=$?
+        bin/nc -z 127.0.0.1 1 2>&1; echo nc-z=$?
+    "#;
+    let run = sh("enforce", &scratch, script);
+    let out = run.stdout();
+    for expected in [
+        "sleep=ok",
+        "ls=ok",
+        "echo=ok",
+        "copy-true=ok",
+        "nc=126",
+        "copy-nc=126",
+        "busybox-nc=126",
+        "prefixed-nc=126",
+        "help=0",
+        "nc-z=1",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}\nstderr:\n{}", run.stderr());
+    }
+    for alert in &run.alerts {
+        assert_eq!(alert["process"]["name"], "nc", "only nc is reported: {alert:#}");
+        assert_eq!(alert["execguard"]["file"]["identity"], "busybox", "{alert:#}");
+        assert_eq!(alert["decision"], "block", "{alert:#}");
+    }
+    assert_eq!(run.alerts.len(), 4, "{:#?}", run.alerts);
+
+    // Monitor mode reports the network applet, and nothing else, as what it is.
+    let run = sh("monitor", &scratch, "bin/sleep 0; bin/ls >/dev/null; bin/nc 127.0.0.2 9; echo done");
+    assert!(run.stdout().contains("done"), "{}", run.stderr());
+    let names: Vec<&Value> = run.alerts.iter().map(|a| &a["process"]["name"]).collect();
+    assert_eq!(names, ["nc"], "{:#?}", run.alerts);
+}

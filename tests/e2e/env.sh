@@ -11,6 +11,10 @@
 #   e2e_build_image NAME    builds the test image (cached) and imports it as NAME into
 #                           $E2E_NAMESPACE and k8s.io, with the pod sandbox image in k8s.io;
 #                           exports E2E_IMAGE=NAME
+#   e2e_build_busybox_image NAME
+#                           builds and imports an Alpine-style image whose every command,
+#                           sh and the network tools included, is a symlink to one static
+#                           busybox; exports E2E_BUSYBOX_IMAGE=NAME
 #   e2e_stop                stops every container, shim and the containerd, unmounts what is
 #                           left under E2E_DIR and fails loudly if anything is still there;
 #                           idempotent and safe in `trap e2e_stop EXIT`
@@ -34,7 +38,7 @@
 
 # The packages the environment and the test image are made from (see
 # shared/reference/e2e-environment.md for why each is there).
-_E2E_PACKAGES=(containerd runc busybox-static dash netcat-openbsd nmap socat iproute2)
+_E2E_PACKAGES=(containerd runc busybox-static dash netcat-openbsd nmap socat iproute2 gcc libc6-dev)
 
 # The CRI plugin cannot pull its pause image on a machine without a registry, so
 # e2e_build_image imports one under this name (CRI's sandbox_image).
@@ -481,12 +485,24 @@ _e2e_check_clean() {
 
 e2e_build_image() {
   local name=${1:?usage: e2e_build_image NAME}
+  _e2e_import "$name" tools && export E2E_IMAGE=$name
+}
+
+e2e_build_busybox_image() {
+  local name=${1:?usage: e2e_build_busybox_image NAME}
+  _e2e_import "$name" busybox && export E2E_BUSYBOX_IMAGE=$name
+}
+
+# Builds (or takes from the cache) the image NAME of KIND (tools, busybox) and imports it
+# into the tests' namespace and k8s.io.
+_e2e_import() {
+  local name=$1 kind=$2
   if [ -z "${E2E_ADDRESS:-}" ]; then
-    _e2e_error "e2e_build_image: no private containerd (call e2e_start first)"
+    _e2e_error "building $name: no private containerd (call e2e_start first)"
     return 1
   fi
   local tar
-  tar=$(_e2e_image_tar "$name") || return 1
+  tar=$(_e2e_image_tar "$name" "$kind") || return 1
   # Both at once: unpacking the layer takes most of the time, once per namespace.
   local ns failed=0
   declare -A imports
@@ -500,18 +516,18 @@ e2e_build_image() {
       failed=1
     fi
   done
-  [ $failed = 0 ] || return 1
-  export E2E_IMAGE=$name
+  [ $failed = 0 ]
 }
 
-# Path of the OCI layout tar holding NAME and the sandbox image; built once and reused
-# while nothing it is made of changes (this file, the names, the packages' versions).
+# Path of the OCI layout tar holding NAME (and, for the tools image, the sandbox image);
+# built once and reused while nothing it is made of changes (this file, the names, the
+# packages' versions).
 _e2e_image_tar() {
-  local name=$1 cache key
+  local name=$1 kind=$2 cache key
   cache=${E2E_IMAGE_CACHE:-$(_e2e_repo)/target/e2e}
   key=$({
-    cat "${BASH_SOURCE[0]}"
-    echo "$name $_E2E_SANDBOX_IMAGE"
+    cat "${BASH_SOURCE[0]}" "$(_e2e_repo)/tests/e2e/programs/fexec.c"
+    echo "$name $kind $_E2E_SANDBOX_IMAGE"
     dpkg-query -W busybox-static dash netcat-openbsd nmap socat libc6
   } | sha256sum)
   local tar=$cache/image-${key:0:16}.tar
@@ -522,13 +538,14 @@ _e2e_image_tar() {
   mkdir -p "$cache" || return 1
   local work
   work=$(mktemp -d "$cache/build.XXXXXX") || return 1
-  if _e2e_rootfs "$work/rootfs" && _e2e_oci_layout "$work" "$name" && mv "$work/image.tar" "$tar"; then
+  if "_e2e_rootfs_$kind" "$work/rootfs" && _e2e_etc "$work/rootfs" && _e2e_oci_layout "$work" "$name" "$kind" &&
+    mv "$work/image.tar" "$tar"; then
     rm -rf "$work"
     echo "$tar"
     return 0
   fi
   rm -rf "$work"
-  _e2e_error "building the test image failed"
+  _e2e_error "building the $kind test image failed"
   return 1
 }
 
@@ -537,7 +554,7 @@ _e2e_image_tar() {
 # libraries they load. Not merged-/usr: /bin and /lib are real directories, and each
 # library goes where ldd finds it on this machine (the loader searches
 # /lib/x86_64-linux-gnu by default, so no ld.so.cache is needed).
-_e2e_rootfs() {
+_e2e_rootfs_tools() {
   local root=$1 applet
   mkdir -p "$root"/{bin,dev,etc,proc,root,run,sys,tmp,usr/bin,usr/share,var/tmp} || return 1
   chmod 1777 "$root/tmp" "$root/var/tmp"
@@ -556,6 +573,8 @@ _e2e_rootfs() {
 
   cp /usr/bin/nc.openbsd /usr/bin/nmap /usr/bin/socat "$root/usr/bin/" || return 1
   ln -s nc.openbsd "$root/usr/bin/nc"
+  # execveat for the seccomp profile tests; static, so it needs no library of its own.
+  gcc -static -O2 -o "$root/usr/bin/fexec" "$(_e2e_repo)/tests/e2e/programs/fexec.c" || return 1
   cp -a /usr/share/nmap "$root/usr/share/" || return 1
 
   local program lib
@@ -563,7 +582,25 @@ _e2e_rootfs() {
     awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u); do
     mkdir -p "$root$(dirname "$lib")" && cp -L "$lib" "$root$lib" || return 1
   done
+}
 
+# Alpine's layout, made from Debian's static busybox: /bin/busybox and, at the place
+# `busybox --list-full` gives, a symlink to it for every applet (`busybox --install -s`):
+# sh, sleep and ls as much as nc, telnet and wget.
+_e2e_rootfs_busybox() {
+  local root=$1 applet
+  mkdir -p "$root"/{bin,dev,etc,proc,root,run,sys,tmp,usr/bin,var/tmp} || return 1
+  chmod 1777 "$root/tmp" "$root/var/tmp"
+  cp /usr/bin/busybox "$root/bin/busybox" || return 1
+  for applet in $(/usr/bin/busybox --list-full); do
+    [ "$applet" = bin/busybox ] && continue
+    mkdir -p "$root/$(dirname "$applet")" && ln -s /bin/busybox "$root/$applet" || return 1
+  done
+}
+
+# The files of /etc that both images need.
+_e2e_etc() {
+  local root=$1
   cp /etc/services /etc/protocols "$root/etc/" || return 1
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
@@ -573,12 +610,12 @@ _e2e_rootfs() {
   : >"$root/etc/hostname"
 }
 
-# Packs WORK/rootfs into WORK/image.tar, an OCI image layout with two images on one
-# uncompressed layer: NAME (command /bin/sh) and the pod sandbox image (sleep infinity).
-# Each image is named by the io.containerd.image.name annotation, which
+# Packs WORK/rootfs into WORK/image.tar, an OCI image layout on one uncompressed layer:
+# NAME (command /bin/sh) and, for the tools image, the pod sandbox image (sleep
+# infinity). Each image is named by the io.containerd.image.name annotation, which
 # `ctr images import` reads. Fixed owners and times make the layer's digest reproducible.
 _e2e_oci_layout() {
-  local work=$1 name=$2
+  local work=$1 name=$2 kind=$3
   local blobs=$work/layout/blobs/sha256
   mkdir -p "$blobs" || return 1
   tar --create --file "$work/layer.tar" --directory "$work/rootfs" \
@@ -587,8 +624,9 @@ _e2e_oci_layout() {
   layer=$(_e2e_blob "$blobs" <"$work/layer.tar") || return 1
   rm -f "$work/layer.tar"
 
-  local image cmd manifests=()
-  for image in "$name" "$_E2E_SANDBOX_IMAGE"; do
+  local images=("$name") image cmd manifests=()
+  [ "$kind" = tools ] && images+=("$_E2E_SANDBOX_IMAGE")
+  for image in "${images[@]}"; do
     if [ "$image" = "$_E2E_SANDBOX_IMAGE" ]; then cmd='"sleep","infinity"'; else cmd='"/bin/sh"'; fi
     local config manifest
     config=$(printf '%s' '{"architecture":"amd64","os":"linux","created":"1970-01-01T00:00:00Z",'\

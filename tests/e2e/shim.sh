@@ -129,8 +129,33 @@ JSON
 out=$(run --seccomp --seccomp-profile "$work/profile.json" "$E2E_IMAGE" profile1 sh -c "mkdir /x; echo mkdir=\$?; $tools" 2>&1)
 check "the profile still denies mkdir" contains "$out" "mkdir=1"
 check "its ALLOW rule for execve does not bypass the supervisor" contains "$out" "nc=126"
-out=$(run "$E2E_IMAGE" noprofile1 sh -c 'mkdir /x; echo mkdir=$?' 2>&1)
+out=$(run "$E2E_IMAGE" noprofile1 sh -c 'mkdir /x; echo mkdir=$?; fexec /bin/true; echo fexec=$?' 2>&1)
 check "without the profile mkdir works (the check above means something)" contains "$out" "mkdir=0"
+check "and execveat runs (fexec)" contains "$out" "fexec=0"
+# A profile that refuses execveat (EACCES, which execguard never answers) keeps refusing
+# it; execve, which it allows, is still supervised.
+cat > "$work/deny-execveat.json" <<'JSON'
+{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+ "syscalls": [{"names": ["execveat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}
+JSON
+out=$(run --seccomp --seccomp-profile "$work/deny-execveat.json" "$E2E_IMAGE" profile2 \
+  sh -c "fexec /bin/true; echo fexec=\$?; $tools" 2>&1)
+check "the profile's denial of execveat stays" contains "$out" "fexec: execveat: Permission denied"
+check "execve is still supervised under it" contains "$out" "nc=126"
+
+echo "== an Alpine-style image: every command, sh and nc included, is one busybox"
+e2e_build_busybox_image execguard.test/busybox:latest || exit 1
+busybox_script='sleep 0 && echo sleep=ok; ls / >/dev/null && echo ls=ok; echo hi | wc -c >/dev/null && echo pipe=ok
+  nc 127.0.0.2 9; echo nc=$?; telnet 127.0.0.2 9; echo telnet=$?; busybox nc 127.0.0.2 9; echo busybox-nc=$?'
+out=$(run "$E2E_BUSYBOX_IMAGE" busybox1 sh -c "$busybox_script" 2>&1)
+check "its shell and everyday applets run in enforce mode" contains "$out" $'sleep=ok\nls=ok\npipe=ok'
+for tool in nc telnet busybox-nc; do check "its $tool applet is refused (126)" contains "$out" "$tool=126"; done
+records=$(alerts_for busybox1)
+check "records name the applet" contains "$records" '"name":"nc"'
+check "and the file as busybox" contains "$records" '"identity":"busybox"'
+check "only network applets are reported" test "$(printf '%s\n' "$records" | grep -cv -e '"name":"nc"' -e '"name":"telnet"')" -eq 0
+out=$(run --annotation execguard.dev/mode=enforce "$E2E_BUSYBOX_IMAGE" busybox2 sleep 0 2>&1; echo "entrypoint=$?")
+check "an applet as the entrypoint starts" contains "$out" "entrypoint=0"
 
 echo "== a chroot cannot pass netcat off as ls"
 # The supervisor opens a container's root once and resolves every exec in it until a
@@ -184,7 +209,7 @@ check "every execguard shim exited by itself" test -z "$(shims)"
 check "no agent socket is left" test -z "$(ls /run/execguard 2>/dev/null)"
 leftover_sockets() {
   local id
-  for id in enforce1 long added1 exit3 monitor1 off1 bad1 profile1 noprofile1 configpath1 reload1 broken1; do
+  for id in enforce1 long added1 exit3 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 configpath1 reload1 broken1; do
     for key in "$id" "$id-execguard"; do
       local hash
       hash=$(printf '%s' "$E2E_ADDRESS/$E2E_NAMESPACE/$key" | sha256sum | cut -d' ' -f1)

@@ -73,11 +73,10 @@ impl SpecPatch {
     ///
     /// With no seccomp profile, it adds one that allows everything but execve and
     /// execveat, for the native and the compat architectures. With a profile (Kubernetes'
-    /// RuntimeDefault, a Localhost profile, ctr's default), it keeps every rule and only
-    /// takes execve and execveat out of them: libseccomp gives an ALLOW rule for a syscall
-    /// precedence over a NOTIFY rule for it, so an allowed execve would silently bypass
-    /// the supervisor. The profile's architectures are kept as they are: adding one
-    /// would open that ABI to the profile's allowed syscalls.
+    /// RuntimeDefault, a Localhost profile, ctr's default), every restriction it makes
+    /// stays: see [`supervise_exec`] for what changes for execve and execveat. The
+    /// profile's architectures are kept as they are: adding one would open that ABI to
+    /// the profile's allowed syscalls.
     ///
     /// Then the root-changing syscalls: a rule that allows one without conditions gives
     /// way to a NOTIFY rule (the same precedence as for execve), one that the profile
@@ -102,8 +101,7 @@ impl SpecPatch {
         let default_action = seccomp.get("defaultAction").and_then(Value::as_str).unwrap_or("").to_string();
         let syscalls = seccomp.entry("syscalls").or_insert_with(|| json!([]));
         let rules = syscalls.as_array_mut().ok_or("`linux.seccomp.syscalls` is not an array")?;
-        remove_names(rules, &SUPERVISED);
-        rules.push(json!({"names": SUPERVISED, "action": "SCMP_ACT_NOTIFY"}));
+        supervise_exec(rules, &default_action)?;
         let watch = watch_root_changes(rules, &default_action);
         rules.retain(|rule| rule.get("names").and_then(Value::as_array).is_none_or(|names| !names.is_empty()));
         seccomp.insert("listenerPath".into(), Value::String(self.listener_path.clone()));
@@ -126,6 +124,65 @@ impl SpecPatch {
             .map_err(|source| SpecError::Write { path: shown, source })?;
         Ok(watch)
     }
+}
+
+/// Sends execve and execveat to the supervisor wherever the profile would let them run,
+/// and nowhere else: a rule that allows them (ALLOW, LOG) becomes a NOTIFY rule with the
+/// same conditions; a rule that denies, kills or traps stays as written; a default action
+/// that allows them gets an unconditional NOTIFY rule, unless a rule of the profile
+/// already decides every call. An exec that the profile always refuses gets no rule.
+///
+/// A profile that allows exec by default but refuses it under conditions cannot be
+/// served: an unconditional NOTIFY rule would take the place of those conditions in
+/// libseccomp, so the container is refused rather than its restriction dropped.
+fn supervise_exec(rules: &mut Vec<Value>, default_action: &str) -> Result<(), String> {
+    let conditional = |rule: &Value| rule.get("args").and_then(Value::as_array).is_some_and(|args| !args.is_empty());
+    let mut notified = Vec::new();
+    let mut added = Vec::new();
+    for name in SUPERVISED {
+        let mut decided_by_rule = false;
+        let mut denied_under_conditions = false;
+        for rule in rules.iter_mut() {
+            let Some(names) = rule.get("names").and_then(Value::as_array) else { continue };
+            if !names.iter().any(|n| n.as_str() == Some(name)) {
+                continue;
+            }
+            let action = action(rule).to_string();
+            if is_deny(&action) {
+                decided_by_rule |= !conditional(rule);
+                denied_under_conditions |= conditional(rule);
+                continue;
+            }
+            if !is_allow(&action) {
+                return Err(format!(
+                    "the seccomp profile gives {name} the action {action:?}, which execguard cannot combine with its own rule: \
+                     allow, deny or leave {name} to the default action"
+                ));
+            }
+            remove_names(std::slice::from_mut(rule), &[name]);
+            if conditional(rule) {
+                let args = rule.get("args").cloned().unwrap_or(Value::Null);
+                added.push(json!({"names": [name], "action": "SCMP_ACT_NOTIFY", "args": args}));
+            } else {
+                decided_by_rule = true;
+                notified.push(name);
+            }
+        }
+        if !decided_by_rule && is_allow(default_action) {
+            if denied_under_conditions {
+                return Err(format!(
+                    "the seccomp profile allows {name} by default and denies it under conditions: execguard cannot add its \
+                     rule without dropping those conditions; give {name} an explicit SCMP_ACT_ALLOW rule, or deny it by default"
+                ));
+            }
+            notified.push(name);
+        }
+    }
+    rules.extend(added);
+    if !notified.is_empty() {
+        rules.push(json!({"names": notified, "action": "SCMP_ACT_NOTIFY"}));
+    }
+    Ok(())
 }
 
 /// Adds the rules that report root changes, unless the profile allows one of those
@@ -303,6 +360,62 @@ mod tests {
         );
     }
 
+    fn exec_rules(default_action: &str, rules: Value) -> Result<Value, String> {
+        let mut spec = json!({"linux": {"seccomp": {"defaultAction": default_action, "syscalls": rules}}});
+        patch().apply(&mut spec)?;
+        let rules = spec["linux"]["seccomp"]["syscalls"].as_array().unwrap().clone();
+        let names_exec =
+            |rule: &Value| rule["names"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().starts_with("exec"));
+        Ok(Value::Array(rules.into_iter().filter(names_exec).collect()))
+    }
+
+    /// The pod's profile keeps every restriction it makes on exec: NOTIFY only where it
+    /// would let the exec run.
+    #[test]
+    fn rules_that_deny_exec_stay_and_notify_is_added_only_where_exec_is_allowed() {
+        let errno = json!({"names": ["execve"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1});
+        let kill = json!({"names": ["execveat"], "action": "SCMP_ACT_KILL_PROCESS"});
+        // Both denied: nothing to supervise, and the denials are as written.
+        assert_eq!(exec_rules("SCMP_ACT_ALLOW", json!([errno, kill])).unwrap(), json!([errno, kill]));
+        // Denied by default, allowed by no rule: no NOTIFY at all.
+        assert_eq!(
+            exec_rules("SCMP_ACT_ERRNO", json!([{"names": ["read"], "action": "SCMP_ACT_ALLOW"}])).unwrap(),
+            json!([])
+        );
+        // One denied, the other allowed by default.
+        assert_eq!(
+            exec_rules("SCMP_ACT_ALLOW", json!([kill])).unwrap(),
+            json!([kill, {"names": ["execve"], "action": "SCMP_ACT_NOTIFY"}])
+        );
+        // A conditional ALLOW becomes a NOTIFY under the same conditions; a conditional
+        // denial stays; what the default denies gets nothing.
+        let empty_path = json!([{"index": 4, "value": 0x1000, "valueTwo": 0x1000, "op": "SCMP_CMP_MASKED_EQ"}]);
+        let rules = json!([
+            {"names": ["execveat"], "action": "SCMP_ACT_ALLOW", "args": empty_path},
+            {"names": ["execve"], "action": "SCMP_ACT_TRAP", "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["execve"], "action": "SCMP_ACT_LOG"}
+        ]);
+        assert_eq!(
+            exec_rules("SCMP_ACT_ERRNO", rules.clone()).unwrap(),
+            json!([
+                rules[1],
+                {"names": ["execveat"], "action": "SCMP_ACT_NOTIFY", "args": empty_path},
+                {"names": ["execve"], "action": "SCMP_ACT_NOTIFY"}
+            ])
+        );
+    }
+
+    #[test]
+    fn exec_rules_execguard_cannot_combine_with_refuse_the_container_with_the_reason() {
+        let conditional_deny = json!([{"names": ["execve"], "action": "SCMP_ACT_ERRNO",
+                                        "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]}]);
+        let error = exec_rules("SCMP_ACT_ALLOW", conditional_deny).unwrap_err();
+        assert!(error.contains("allows execve by default and denies it under conditions"), "{error}");
+        let trace = json!([{"names": ["execveat"], "action": "SCMP_ACT_TRACE"}]);
+        let error = exec_rules("SCMP_ACT_ALLOW", trace).unwrap_err();
+        assert!(error.contains("execveat the action \"SCMP_ACT_TRACE\""), "{error}");
+    }
+
     /// The rule argument that tells whether CLONE_NEWNS is in the flags.
     fn new_mount_namespace(set: bool) -> Value {
         json!([{"index": 0, "value": 0x20000, "valueTwo": if set { 0x20000 } else { 0 }, "op": "SCMP_CMP_MASKED_EQ"}])
@@ -316,7 +429,7 @@ mod tests {
         "defaultAction": "SCMP_ACT_ERRNO",
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
         "syscalls": [
-            {"names": ["chroot", "execve", "read"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["chroot", "execve", "execveat", "read"], "action": "SCMP_ACT_ALLOW"},
             {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": namespaces},
             {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}
         ]}}});
@@ -338,7 +451,7 @@ mod tests {
     fn unconditional_allows_give_way_to_notify_rules() {
         let mut spec = json!({"linux": {"seccomp": {
             "defaultAction": "SCMP_ACT_ERRNO",
-            "syscalls": [{"names": ["clone", "clone3", "chroot", "pivot_root", "setns", "unshare", "read"],
+            "syscalls": [{"names": ["clone", "clone3", "chroot", "pivot_root", "setns", "unshare", "read", "execve", "execveat"],
                           "action": "SCMP_ACT_ALLOW"}]}}});
         assert_eq!(patch().apply(&mut spec), Ok(RootWatch::Reported));
         assert_eq!(
@@ -361,7 +474,7 @@ mod tests {
             {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
             {"names": ["setns"], "action": "SCMP_ACT_ALLOW", "args": only_fd_3}
         ]);
-        let mut spec = json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": rules}}});
+        let mut spec = json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_LOG", "syscalls": rules}}});
         assert_eq!(patch().apply(&mut spec), Ok(RootWatch::NotReported { syscall: "setns" }));
         let mut expected = rules.as_array().unwrap().clone();
         expected.push(json!({"names": ["execve", "execveat"], "action": "SCMP_ACT_NOTIFY"}));

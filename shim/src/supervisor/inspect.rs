@@ -140,7 +140,7 @@ pub struct Source<'a> {
 /// Inspects and decides one notification.
 pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, config: &Config) -> Inspected {
     let Source { fd, scope, root, identities, .. } = *source;
-    let (limits, known_tools) = (&config.limits, config.known_tools.as_slice());
+    let limits = &config.limits;
     let pid = notification.pid;
     let exec = notification.exec_args();
     let bounds = Bounds { max_path: MAX_PATH, max_args: limits.max_args, max_arg_bytes: limits.max_arg_bytes };
@@ -177,9 +177,7 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
             let file = &mut event.execguard.file;
             file.fileless = Some(resolved.fileless);
             let mut identities = lock(identities);
-            if !identities.learned() {
-                identities.learn(pid, process_root, known_tools);
-            }
+            identities.learn(pid, process_root, policy.tool_names());
             file.identity = identities.identify(resolved.file.as_fd(), resolved.key).map(String::from);
             drop(identities);
             let in_writable_dir = WRITABLE_DIRS.iter().any(|dir| resolved.path.starts_with(dir));

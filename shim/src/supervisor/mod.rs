@@ -69,12 +69,6 @@ impl std::str::FromStr for FailAction {
     }
 }
 
-/// The tools whose files the supervisor recognises under any name.
-pub const KNOWN_TOOLS: [&str; 18] = [
-    "nc", "netcat", "ncat", "socat", "nmap", "masscan", "zmap", "tcpdump", "tshark", "ngrep", "telnet", "dig",
-    "nslookup", "host", "curl", "wget", "busybox", "toybox",
-];
-
 #[derive(Debug, Clone)]
 pub struct Config {
     pub limits: Limits,
@@ -83,17 +77,11 @@ pub struct Config {
     /// point where an exec looks hung to a person or a probe's timeout.
     pub deadline: Duration,
     pub fail_action: FailAction,
-    pub known_tools: Vec<String>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            limits: Limits::default(),
-            deadline: Duration::from_secs(2),
-            fail_action: FailAction::Closed,
-            known_tools: KNOWN_TOOLS.iter().map(|t| t.to_string()).collect(),
-        }
+        Config { limits: Limits::default(), deadline: Duration::from_secs(2), fail_action: FailAction::Closed }
     }
 }
 

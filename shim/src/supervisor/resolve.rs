@@ -52,6 +52,8 @@ pub struct Resolved {
     pub fileless: bool,
     /// The file's identity, from the same fstat.
     pub key: FileKey,
+    /// Its hard links.
+    pub links: u64,
     /// The unique id of the file's mount (None before Linux 6.8).
     pub mount: Option<u64>,
 }
@@ -147,6 +149,7 @@ pub fn resolve(
         file,
         fileless,
         key: FileKey::of(&st),
+        links: u64::from(st.stx_nlink),
         mount: unique_mount(&st),
     })
 }
@@ -184,6 +187,7 @@ fn resolve_plain(root: BorrowedFd<'_>, path: &[u8]) -> io::Result<Option<Resolve
         // Found by its name, so it has one, unless it was unlinked since.
         fileless: st.stx_nlink == 0,
         key: FileKey::of(&st),
+        links: u64::from(st.stx_nlink),
         mount: unique_mount(&st),
     }))
 }
@@ -344,14 +348,15 @@ fn fstatfs(fd: BorrowedFd<'_>) -> io::Result<libc::statfs> {
 ///
 /// Compare keys per container, never host-wide: overlayfs gives each container's merged
 /// view its own st_dev while the inode is the layer's, and a path alone says nothing.
-/// Size and mtime catch a file rewritten in place.
+/// The ctime catches a file rewritten in place: every write sets it to the current time,
+/// and unlike the mtime its owner cannot set it back (utimensat sets the ctime too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileKey {
     pub dev: u64,
     pub ino: u64,
     pub size: i64,
-    pub mtime_sec: i64,
-    pub mtime_nsec: i64,
+    pub ctime_sec: i64,
+    pub ctime_nsec: i64,
 }
 
 /// The key of an open file (fstat; O_PATH fds work). The supervisor takes it from
@@ -367,8 +372,8 @@ impl FileKey {
             dev: libc::makedev(st.stx_dev_major, st.stx_dev_minor),
             ino: st.stx_ino,
             size: st.stx_size as i64,
-            mtime_sec: st.stx_mtime.tv_sec,
-            mtime_nsec: i64::from(st.stx_mtime.tv_nsec),
+            ctime_sec: st.stx_ctime.tv_sec,
+            ctime_nsec: i64::from(st.stx_ctime.tv_nsec),
         }
     }
 }
