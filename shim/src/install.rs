@@ -373,7 +373,7 @@ pub fn execguard_files(options: &InstallOptions) -> Vec<(PathBuf, String)> {
          policy = {:?}\n\
          # mode = \"monitor\"          # off | monitor | enforce; default: the policy's own mode\n\
          # policy_dir = \"{}/policies\" # NAME.toml files pods can pick with execguard.dev/policy\n\
-         allow_overrides = true\n\
+         overrides = \"tighten\"          # pod annotations may raise the mode only; \"any\" lets them lower it\n\
          deadline_ms = 2000\n\
          fail = \"closed\"\n\
          repeat_window_secs = 3600\n\n\

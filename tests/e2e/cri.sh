@@ -40,11 +40,12 @@ alerts=$work/alerts.jsonl
 # containerd's PATH as /usr/local/bin is on a node's; execguard's own configuration goes to
 # $work/execguard, written first so that the installer keeps it: it names the policy file
 # the installer creates (the reload checks rewrite it), and every attempt is written (no
-# repeat window), so that records can be counted.
+# repeat window), so that records can be counted. This node lets pods choose their mode
+# (overrides = "any"): the cart pod lowers its own to monitor.
 install_execguard() {
   local config=$1
   mkdir -p "$work/execguard"
-  printf 'policy = "%s"\nrepeat_window_secs = 0\n[alerts]\nfile = "%s"\n' "$work/execguard/policy.toml" "$alerts" \
+  printf 'policy = "%s"\noverrides = "any"\nrepeat_window_secs = 0\n[alerts]\nfile = "%s"\n' "$work/execguard/policy.toml" "$alerts" \
     >"$work/execguard/config.toml"
   "$target/debug/execguard" install containerd --config "$config" \
     --drop-in "$(dirname "$config")/conf.d/99-execguard.toml" \

@@ -104,15 +104,24 @@ echo "== exit codes"
 run "$E2E_IMAGE" exit3 sh -c 'exit 3'
 check "a container's exit code comes through" test $? -eq 3
 
-echo "== monitor mode (annotation)"
-out=$(run --annotation execguard.dev/mode=monitor "$E2E_IMAGE" monitor1 sh -c "$tools" 2>&1)
+echo "== annotations may only raise supervision by default"
+out=$(run --annotation execguard.dev/mode=off "$E2E_IMAGE" off0 sh -c "$tools" 2>&1)
+check "mode off is refused, naming the annotation" contains "$out" 'execguard.dev/mode="off": lowers supervision'
+check "and nothing ran" lacks "$out" "nc="
+out=$(run --annotation execguard.dev/mode=monitor "$E2E_IMAGE" monitor0 true 2>&1)
+check "monitor below the policy's enforce is refused" contains "$out" 'execguard.dev/mode="monitor": lowers supervision'
+
+# A node that lets pods choose (overrides = "any"), through the ConfigPath option.
+printf 'overrides = "any"\nrepeat_window_secs = 0\n[alerts]\nfile = "%s"\n' "$alerts" > "$work/any.toml"
+echo "== monitor mode (annotation, overrides = any)"
+out=$(run --runtime-config-path "$work/any.toml" --annotation execguard.dev/mode=monitor "$E2E_IMAGE" monitor1 sh -c "$tools" 2>&1)
 check "the tools run in monitor mode" contains "$out" $'nc=1\nnmap=0\nsocat=0'
 records=$(alerts_for monitor1)
 check "and are alerted" test "$(count "$records")" -eq 3
 check "as alerts that say enforce would block" contains "$records" "enforce mode would block"
 
-echo "== mode off (annotation)"
-out=$(run --annotation execguard.dev/mode=off "$E2E_IMAGE" off1 sh -c "$tools" 2>&1)
+echo "== mode off (annotation, overrides = any)"
+out=$(run --runtime-config-path "$work/any.toml" --annotation execguard.dev/mode=off "$E2E_IMAGE" off1 sh -c "$tools" 2>&1)
 check "mode off runs the tools unsupervised" contains "$out" $'nc=1\nnmap=0'
 check "and reports nothing" test "$(count "$(alerts_for off1)")" -eq 0
 
@@ -209,7 +218,7 @@ check "every execguard shim exited by itself" test -z "$(shims)"
 check "no agent socket is left" test -z "$(ls /run/execguard 2>/dev/null)"
 leftover_sockets() {
   local id
-  for id in enforce1 long added1 exit3 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 configpath1 reload1 broken1; do
+  for id in enforce1 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 configpath1 reload1 broken1; do
     for key in "$id" "$id-execguard"; do
       local hash
       hash=$(printf '%s' "$E2E_ADDRESS/$E2E_NAMESPACE/$key" | sha256sum | cut -d' ' -f1)

@@ -10,7 +10,7 @@
 //! policy = "/etc/execguard/policy.toml"   # default: the embedded default policy
 //! mode = "monitor"                         # off | monitor | enforce; default: the policy's
 //! policy_dir = "/etc/execguard/policies"   # NAME.toml files for execguard.dev/policy
-//! allow_overrides = true                   # may pods choose their mode and policy?
+//! overrides = "tighten"                    # what pod annotations may do: none | tighten | any
 //! deadline_ms = 2000
 //! fail = "closed"                          # or "open" (allow and alert)
 //! repeat_window_secs = 3600                # write a repeated alert once per window
@@ -26,9 +26,12 @@
 //! ```
 //!
 //! Per pod or container, the annotations `execguard.dev/mode` (off | monitor | enforce)
-//! and `execguard.dev/policy` (a NAME from `policy_dir`) override the file, unless
-//! `allow_overrides = false`. Every bad value fails the container's Create with a message
-//! that names the file or the annotation.
+//! and `execguard.dev/policy` (a NAME from `policy_dir`) override the file as far as
+//! `overrides` lets them. By default (`tighten`) a pod can only raise its supervision
+//! (monitor to enforce): anyone who can create a pod must not be able to switch execguard
+//! off for it, so lowering the mode or picking another policy needs `overrides = "any"`
+//! in the node's configuration. Every bad or refused value fails the container's Create
+//! with a message that names the file or the annotation.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -45,8 +48,9 @@ pub const CONFIG_ENV: &str = "EXECGUARD_CONFIG";
 pub const MODE_ANNOTATION: &str = "execguard.dev/mode";
 pub const POLICY_ANNOTATION: &str = "execguard.dev/policy";
 
-/// The modes a container can be in: the policy's two, or not supervised at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// The modes a container can be in: the policy's two, or not supervised at all, in order
+/// of supervision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ContainerMode {
     Off,
@@ -63,6 +67,38 @@ impl std::str::FromStr for ContainerMode {
             "enforce" => Ok(ContainerMode::Enforce),
             _ => Err(format!("unknown mode {text:?}: use \"off\", \"monitor\" or \"enforce\"")),
         }
+    }
+}
+
+/// What pod annotations may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overrides {
+    /// Annotations are refused.
+    None,
+    /// The mode annotation may raise supervision, never lower it; no other policy.
+    #[default]
+    Tighten,
+    /// Any mode and any named policy.
+    Any,
+}
+
+impl From<Mode> for ContainerMode {
+    fn from(mode: Mode) -> ContainerMode {
+        match mode {
+            Mode::Monitor => ContainerMode::Monitor,
+            Mode::Enforce => ContainerMode::Enforce,
+        }
+    }
+}
+
+impl std::fmt::Display for ContainerMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ContainerMode::Off => "off",
+            ContainerMode::Monitor => "monitor",
+            ContainerMode::Enforce => "enforce",
+        })
     }
 }
 
@@ -98,7 +134,7 @@ pub struct ShimConfig {
     pub policy: Option<PathBuf>,
     pub mode: Option<ContainerMode>,
     pub policy_dir: Option<PathBuf>,
-    pub allow_overrides: bool,
+    pub overrides: Overrides,
     pub deadline_ms: u64,
     pub fail: String,
     pub repeat_window_secs: u64,
@@ -112,7 +148,7 @@ impl Default for ShimConfig {
             policy: None,
             mode: None,
             policy_dir: None,
-            allow_overrides: true,
+            overrides: Overrides::Tighten,
             deadline_ms: 2000,
             fail: "closed".into(),
             repeat_window_secs: 3600,
@@ -194,29 +230,52 @@ impl ShimConfig {
 
     /// What a container with these annotations runs under: `None` for mode off, else the
     /// name of its policy (None for the base policy) and its mode, if the configuration or
-    /// an annotation sets one.
-    pub fn resolve(&self, annotations: &Map<String, Value>) -> Result<Option<Selection>, ConfigError> {
+    /// an annotation sets one. `base_policy_mode` gives the base policy's own mode, read
+    /// only when a mode annotation must be compared with it.
+    pub fn resolve(
+        &self,
+        annotations: &Map<String, Value>,
+        base_policy_mode: impl FnOnce() -> Result<Mode, ConfigError>,
+    ) -> Result<Option<Selection>, ConfigError> {
         let annotation = |key: &'static str| -> Result<Option<String>, ConfigError> {
+            let refused = |value: &Value, message: &str| ConfigError::Annotation {
+                annotation: key,
+                value: value.as_str().map_or_else(|| value.to_string(), str::to_string),
+                message: message.into(),
+            };
             match annotations.get(key) {
                 None => Ok(None),
-                Some(Value::String(value)) if self.allow_overrides => Ok(Some(value.clone())),
-                Some(value) => Err(ConfigError::Annotation {
-                    annotation: key,
-                    value: value.to_string(),
-                    message: if self.allow_overrides {
-                        "must be a string".into()
-                    } else {
-                        "overrides are disabled by the execguard configuration (allow_overrides = false)".into()
-                    },
-                }),
+                Some(value) if self.overrides == Overrides::None => {
+                    Err(refused(value, "annotations are refused by the execguard configuration (overrides = \"none\")"))
+                }
+                Some(Value::String(value)) => Ok(Some(value.clone())),
+                Some(value) => Err(refused(value, "must be a string")),
             }
         };
+        let refused = |annotation, value: &str, message: String| ConfigError::Annotation {
+            annotation,
+            value: value.into(),
+            message,
+        };
         let mode = match annotation(MODE_ANNOTATION)? {
-            Some(value) => Some(value.parse::<ContainerMode>().map_err(|message| ConfigError::Annotation {
-                annotation: MODE_ANNOTATION,
-                value: value.clone(),
-                message,
-            })?),
+            Some(value) => {
+                let wanted =
+                    value.parse::<ContainerMode>().map_err(|message| refused(MODE_ANNOTATION, &value, message))?;
+                if self.overrides == Overrides::Tighten {
+                    let configured = match self.mode {
+                        Some(mode) => mode,
+                        None => base_policy_mode()?.into(),
+                    };
+                    if wanted < configured {
+                        let message = format!(
+                            "lowers supervision below the node's mode {configured}; the execguard configuration lets \
+                             annotations only raise it (set overrides = \"any\" to allow this)"
+                        );
+                        return Err(refused(MODE_ANNOTATION, &value, message));
+                    }
+                }
+                Some(wanted)
+            }
             None => self.mode,
         };
         let mode = match mode {
@@ -227,6 +286,12 @@ impl ShimConfig {
         };
         let policy = match annotation(POLICY_ANNOTATION)? {
             None => None,
+            Some(name) if self.overrides == Overrides::Tighten => {
+                let message =
+                    "another policy may allow what the node's policy blocks; the execguard configuration lets \
+                               annotations only raise supervision (set overrides = \"any\" to allow named policies)";
+                return Err(refused(POLICY_ANNOTATION, &name, message.into()));
+            }
             Some(name) => Some(self.named_policy(&name)?),
         };
         Ok(Some(Selection { policy, mode }))
@@ -272,7 +337,10 @@ mod tests {
         let config = ShimConfig::parse("", "c.toml").unwrap();
         assert_eq!(config.fail_action(), Ok(FailAction::Closed));
         assert_eq!(config.delegate.binary, "containerd-shim-runc-v2");
-        assert_eq!(config.resolve(&Map::new()).unwrap(), Some(Selection { policy: None, mode: None }));
+        assert_eq!(
+            config.resolve(&Map::new(), || Ok(Mode::Enforce)).unwrap(),
+            Some(Selection { policy: None, mode: None })
+        );
     }
 
     #[test]
@@ -285,18 +353,22 @@ mod tests {
         assert!(error.contains("loud"), "{error}");
     }
 
+    fn resolve(config: &ShimConfig, value: Value) -> Result<Option<Selection>, ConfigError> {
+        config.resolve(&annotations(value), || Ok(Mode::Enforce))
+    }
+
     #[test]
-    fn annotations_choose_mode_and_policy_when_allowed() {
+    fn with_overrides_any_annotations_choose_mode_and_policy() {
         let dir = std::env::temp_dir().join(format!("execguard-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("strict.toml"), "mode = \"enforce\"\n").unwrap();
-        let config = ShimConfig::parse(&format!("mode = \"enforce\"\npolicy_dir = {:?}\n", dir), "c.toml").unwrap();
+        let text = format!("mode = \"enforce\"\noverrides = \"any\"\npolicy_dir = {:?}\n", dir);
+        let config = ShimConfig::parse(&text, "c.toml").unwrap();
 
-        let off = config.resolve(&annotations(json!({"execguard.dev/mode": "off"}))).unwrap();
-        assert_eq!(off, None);
-        let monitor = config.resolve(&annotations(json!({"execguard.dev/mode": "monitor"}))).unwrap();
+        assert_eq!(resolve(&config, json!({"execguard.dev/mode": "off"})).unwrap(), None);
+        let monitor = resolve(&config, json!({"execguard.dev/mode": "monitor"})).unwrap();
         assert_eq!(monitor, Some(Selection { policy: None, mode: Some(Mode::Monitor) }));
-        let strict = config.resolve(&annotations(json!({"execguard.dev/policy": "strict"}))).unwrap();
+        let strict = resolve(&config, json!({"execguard.dev/policy": "strict"})).unwrap();
         assert_eq!(strict, Some(Selection { policy: Some(dir.join("strict.toml")), mode: Some(Mode::Enforce) }));
 
         for (key, value, expected) in [
@@ -304,12 +376,44 @@ mod tests {
             ("execguard.dev/policy", "../etc/passwd", "not a path"),
             ("execguard.dev/policy", "missing", "no policy"),
         ] {
-            let error = config.resolve(&annotations(json!({ key: value }))).unwrap_err().to_string();
+            let error = resolve(&config, json!({ key: value })).unwrap_err().to_string();
             assert!(error.contains(expected), "{error}");
         }
-        let locked = ShimConfig::parse("allow_overrides = false\n", "c.toml").unwrap();
-        let error = locked.resolve(&annotations(json!({"execguard.dev/mode": "off"}))).unwrap_err().to_string();
-        assert!(error.contains("overrides are disabled"), "{error}");
+        let locked = ShimConfig::parse("overrides = \"none\"\n", "c.toml").unwrap();
+        let error = resolve(&locked, json!({"execguard.dev/mode": "enforce"})).unwrap_err().to_string();
+        assert!(error.contains("execguard.dev/mode=\"enforce\": annotations are refused"), "{error}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The default: a pod can raise its supervision, never lower it or pick a policy.
+    #[test]
+    fn by_default_annotations_may_only_tighten() {
+        let default = ShimConfig::parse("", "c.toml").unwrap();
+        assert_eq!(default.overrides, Overrides::Tighten);
+        for mode in ["off", "monitor"] {
+            let error = resolve(&default, json!({"execguard.dev/mode": mode})).unwrap_err().to_string();
+            assert!(
+                error.starts_with(&format!(
+                    "annotation execguard.dev/mode=\"{mode}\": lowers supervision below the node's mode enforce"
+                )),
+                "{error}"
+            );
+        }
+        let enforce = resolve(&default, json!({"execguard.dev/mode": "enforce"})).unwrap();
+        assert_eq!(enforce, Some(Selection { policy: None, mode: Some(Mode::Enforce) }));
+        let error = resolve(&default, json!({"execguard.dev/policy": "strict"})).unwrap_err().to_string();
+        assert!(error.contains("execguard.dev/policy=\"strict\": another policy may allow"), "{error}");
+
+        // Against the node's mode when it sets one, else the base policy's own.
+        let monitoring = ShimConfig::parse("mode = \"monitor\"\n", "c.toml").unwrap();
+        let raised = resolve(&monitoring, json!({"execguard.dev/mode": "enforce"})).unwrap();
+        assert_eq!(raised, Some(Selection { policy: None, mode: Some(Mode::Enforce) }));
+        assert!(resolve(&monitoring, json!({"execguard.dev/mode": "monitor"})).is_ok());
+        assert!(resolve(&monitoring, json!({"execguard.dev/mode": "off"})).is_err());
+        let monitoring_policy =
+            default.resolve(&annotations(json!({"execguard.dev/mode": "monitor"})), || Ok(Mode::Monitor));
+        assert!(monitoring_policy.is_ok());
+        let off = ShimConfig::parse("mode = \"off\"\n", "c.toml").unwrap();
+        assert!(resolve(&off, json!({"execguard.dev/mode": "monitor"})).unwrap().is_some());
     }
 }

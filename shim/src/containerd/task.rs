@@ -236,7 +236,8 @@ impl ExecguardTask {
             tracing::info!(container = %req.id, "the pod's sandbox container is not supervised");
             return Ok(None);
         }
-        let Some(selection) = config.resolve(&annotations).map_err(|e| e.to_string())? else {
+        let base_policy_mode = || config.base_policy().map(|policy| policy.mode());
+        let Some(selection) = config.resolve(&annotations, base_policy_mode).map_err(|e| e.to_string())? else {
             tracing::info!(container = %req.id, "execguard mode off: the container runs without a filter");
             return Ok(None);
         };
