@@ -12,14 +12,16 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-/// A scratch directory under /tmp (a writable location, as an attacker's would be).
+/// A scratch directory in a writable location, as an attacker's would be: under /tmp
+/// itself, not under TMPDIR, which can be anywhere (and need not be a place the policy
+/// counts as writable).
 struct Scratch(PathBuf);
 
 impl Scratch {
     fn new() -> Scratch {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("execguard-run-{}-{n}", std::process::id()));
+        let dir = PathBuf::from(format!("/tmp/execguard-run-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("scratch dir");
         Scratch(dir)
     }
@@ -59,9 +61,20 @@ fn guarded(mode: &str, scratch: &Scratch, command: &[&OsStr], stack_bytes: Optio
 }
 
 fn guarded_with(options: &[&str], scratch: &Scratch, command: &[&OsStr], stack_bytes: Option<u64>) -> Run {
+    guarded_by(env!("CARGO_BIN_EXE_execguard").as_ref(), options, scratch, command, stack_bytes)
+}
+
+/// The same, with the execguard binary at `execguard`.
+fn guarded_by(
+    execguard: &std::path::Path,
+    options: &[&str],
+    scratch: &Scratch,
+    command: &[&OsStr],
+    stack_bytes: Option<u64>,
+) -> Run {
     static RUNS: AtomicUsize = AtomicUsize::new(0);
     let alerts = scratch.path(&format!("alerts-{}.jsonl", RUNS.fetch_add(1, Ordering::Relaxed)));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_execguard"));
+    let mut cmd = Command::new(execguard);
     cmd.arg("run")
         .args(options)
         .args(["--repeat-window-secs", "0", "--alerts"])
@@ -514,4 +527,30 @@ fn busybox_applets_are_decided_as_the_applet_that_runs() {
     assert!(run.stdout().contains("done"), "{}", run.stderr());
     let names: Vec<&Value> = run.alerts.iter().map(|a| &a["process"]["name"]).collect();
     assert_eq!(names, ["nc"], "{:#?}", run.alerts);
+}
+
+/// The lineage stops at the guarded tree: `execguard run` (installed here in a writable
+/// directory, as under /home or /tmp) is no parent of the command, and never makes the
+/// command a tool "started from a writable directory".
+#[test]
+fn the_process_that_runs_execguard_is_not_in_the_lineage() {
+    let scratch = Scratch::new();
+    let execguard = scratch.path("execguard");
+    std::fs::copy(env!("CARGO_BIN_EXE_execguard"), &execguard).expect("copy execguard");
+    let curl = [OsStr::new("curl"), OsStr::new("-s"), OsStr::new("http://127.0.0.2:9/")];
+    let run = guarded_by(&execguard, &["--mode", "enforce"], &scratch, &curl, None);
+    // curl ran and failed to connect (7); it was not refused (126).
+    assert_eq!(run.output.status.code(), Some(7), "{}\n{:#?}", run.stderr(), run.alerts);
+    let alert = run.alerts.first().expect("curl is alerted");
+    assert_eq!(alert["decision"], "alert", "{alert:#}");
+    assert_eq!(alert["rule"]["id"], "datadog.net_util_in_container", "{alert:#}");
+    assert!(alert["process"].get("parent").is_none_or(Value::is_null), "the top has no parent: {alert:#}");
+    assert!(alert["execguard"]["ancestors"].as_array().is_none_or(Vec::is_empty), "{alert:#}");
+
+    // Below the top, the lineage is the tree's own: the shell is curl's parent.
+    let script = [OsStr::new("/bin/sh"), OsStr::new("-c"), OsStr::new("curl -s http://127.0.0.2:9/; exit 0")];
+    let run = guarded_by(&execguard, &["--mode", "enforce"], &scratch, &script, None);
+    let alert = run.alerts.first().expect("curl is alerted");
+    assert_eq!(alert["process"]["parent"]["executable"], "/usr/bin/dash", "{alert:#}");
+    assert!(alert["execguard"]["ancestors"].as_array().is_none_or(Vec::is_empty), "{alert:#}");
 }

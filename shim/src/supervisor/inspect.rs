@@ -14,7 +14,7 @@
 //!    whole picture, and the extra reads only cost the rare exec), is decided again on the
 //!    complete event, and ID_VALID is checked once more after those reads.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -96,10 +96,51 @@ impl RootChanges {
     }
 }
 
-/// The process whose exec a filter saw first: the container's init (runc's exec of the
-/// entrypoint), an exec session's process, or the command of `execguard run`. Ancestors
-/// stop there: above it is runc, the shim, or whoever started execguard.
-pub type RootPid = u32;
+/// Where a filter's process tree ends.
+///
+/// The process whose exec a filter saw first (the container's init as runc execs the
+/// entrypoint, an exec session's process, the command of `execguard run`) is the top.
+/// The processes above it are the host's: runc's parent, the shim, `execguard run` and
+/// whoever started it. They are never part of an event: rules are written for the
+/// container's paths, and a host binary under /home or /tmp is no "writable ancestor" of
+/// the workload. So the top has no parent, and a process that was reparented out of the
+/// tree (to a subreaper above the top, or to the host's init) has none either.
+#[derive(Debug)]
+pub struct Lineage {
+    top: u32,
+    /// The top's ancestors when the filter saw it, with their start times: a pid that is
+    /// reused later by a process of the tree is not taken for them.
+    outside: HashMap<u32, u64>,
+}
+
+impl Lineage {
+    /// The lineage whose top is `top`, read while `top` waits in its first execve.
+    pub fn of(top: u32) -> Lineage {
+        let mut outside = HashMap::new();
+        let mut current = top;
+        while let Ok(stat) = procfs::stat(current) {
+            if stat.ppid <= 1 || outside.len() >= 64 {
+                break;
+            }
+            let Ok(parent) = procfs::stat(stat.ppid) else { break };
+            outside.insert(stat.ppid, parent.start_time);
+            current = stat.ppid;
+        }
+        Lineage { top, outside }
+    }
+
+    /// Whether `ppid`, the parent of a process of the tree that is not the top, is in the
+    /// tree too.
+    fn contains_parent(&self, ppid: u32) -> bool {
+        if ppid <= 1 {
+            return false;
+        }
+        match self.outside.get(&ppid) {
+            None => true,
+            Some(&start_time) => procfs::stat(ppid).is_ok_and(|stat| stat.start_time != start_time),
+        }
+    }
+}
 
 /// The outcome for one notification.
 #[derive(Debug)]
@@ -129,7 +170,7 @@ fn lossy_all(args: &[Vec<u8>]) -> Vec<String> {
 pub struct Source<'a> {
     pub fd: &'a NotifyFd,
     pub scope: &'a Scope,
-    pub root: RootPid,
+    pub lineage: &'a Lineage,
     /// The root of the filter's processes, opened at its first exec (see [`RootChanges`]).
     pub filter_root: &'a OnceLock<ProcessRoot>,
     /// Unique ids of the mounts seen so far whose file system is not a memory one.
@@ -139,7 +180,7 @@ pub struct Source<'a> {
 
 /// Inspects and decides one notification.
 pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, config: &Config) -> Inspected {
-    let Source { fd, scope, root, identities, .. } = *source;
+    let Source { fd, scope, lineage, identities, .. } = *source;
     let limits = &config.limits;
     let pid = notification.pid;
     let exec = notification.exec_args();
@@ -200,11 +241,11 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
 
     let needs = policy.needs(&event);
     let mut stat = None;
-    fill(&mut event, needs, root, limits, &mut stat);
+    fill(&mut event, needs, lineage, limits, &mut stat);
     let mut decision = policy.decide(&event);
     if decision.action != Action::Allow {
         let everything = Needs { parent: true, ancestors: true, interactive: true, working_directory: true };
-        fill(&mut event, everything, root, limits, &mut stat);
+        fill(&mut event, everything, lineage, limits, &mut stat);
         complete_directories(&mut event);
         event.process.user = procfs::uid(pid).ok().map(|uid| User { id: Some(uid.to_string()) });
         decision = policy.decide(&event);
@@ -271,7 +312,7 @@ fn unreadable_exec(pid: u32, scope: &Scope, unreadable: Unreadable) -> Inspected
 /// Reads the facts in `needs` that the event does not have yet. A process that is gone or
 /// unreadable leaves its fields empty: a rule that needs them then does not match.
 /// `stat` keeps the process's /proc/PID/stat between calls for one exec.
-fn fill(event: &mut ExecEvent, needs: Needs, root: RootPid, limits: &Limits, stat: &mut Option<procfs::Stat>) {
+fn fill(event: &mut ExecEvent, needs: Needs, lineage: &Lineage, limits: &Limits, stat: &mut Option<procfs::Stat>) {
     let Some(pid) = event.process.pid else { return };
     if stat.is_none() && (needs.parent || needs.ancestors || needs.interactive) {
         *stat = procfs::stat(pid).ok();
@@ -284,11 +325,14 @@ fn fill(event: &mut ExecEvent, needs: Needs, root: RootPid, limits: &Limits, sta
         event.process.working_directory = directory(pid);
     }
     let Some(stat) = stat else { return };
-    if (needs.parent || needs.ancestors) && event.process.parent.is_none() && stat.ppid > 0 {
+    if pid == lineage.top || !lineage.contains_parent(stat.ppid) {
+        return;
+    }
+    if (needs.parent || needs.ancestors) && event.process.parent.is_none() {
         event.process.parent = Some(parent(stat.ppid, limits));
     }
-    if needs.ancestors && event.execguard.ancestors.is_empty() && pid != root && stat.ppid != root {
-        event.execguard.ancestors = ancestors(stat.ppid, root, limits);
+    if needs.ancestors && event.execguard.ancestors.is_empty() {
+        event.execguard.ancestors = ancestors(stat.ppid, lineage, limits);
     }
 }
 
@@ -337,13 +381,13 @@ fn parent(ppid: u32, limits: &Limits) -> Parent {
     }
 }
 
-/// The grandparent and up, until the filter's root, the host's init, or the limit.
-fn ancestors(ppid: u32, root: RootPid, limits: &Limits) -> Vec<Ancestor> {
+/// The grandparent and up, until the top of the lineage or the limit.
+fn ancestors(ppid: u32, lineage: &Lineage, limits: &Limits) -> Vec<Ancestor> {
     let mut ancestors = Vec::new();
     let mut current = ppid;
-    while ancestors.len() < limits.max_ancestors && current != root {
+    while ancestors.len() < limits.max_ancestors && current != lineage.top {
         let Ok(stat) = procfs::stat(current) else { break };
-        if stat.ppid <= 1 {
+        if !lineage.contains_parent(stat.ppid) {
             break;
         }
         let facts = process_facts(stat.ppid, limits);

@@ -45,7 +45,7 @@ use execguard_policy::{Action, DecisionRecord, ExecEvent, Policy};
 use tokio::sync::mpsc;
 
 use identity::Identities;
-use inspect::{Inspected, Limits, RootChanges, RootPid, Scope, Source};
+use inspect::{Inspected, Limits, Lineage, RootChanges, Scope, Source};
 use resolve::ProcessRoot;
 use seccomp::{Notification, NotifyFd};
 
@@ -186,7 +186,7 @@ struct Filter {
     fd: Arc<NotifyFd>,
     scope: Arc<Scope>,
     policy: Arc<PolicySlot>,
-    root: OnceLock<RootPid>,
+    lineage: OnceLock<Lineage>,
     filter_root: OnceLock<ProcessRoot>,
     mounts_not_in_memory: Mutex<HashSet<u64>>,
     identities: Mutex<Identities>,
@@ -247,7 +247,7 @@ impl Supervisor {
             fd: Arc::new(fd),
             scope: Arc::new(scope),
             policy,
-            root: OnceLock::new(),
+            lineage: OnceLock::new(),
             filter_root: OnceLock::new(),
             mounts_not_in_memory: Mutex::new(HashSet::new()),
             identities: Mutex::new(Identities::default()),
@@ -353,7 +353,7 @@ impl Supervisor {
         let source = Source {
             fd: &filter.fd,
             scope: &filter.scope,
-            root: *filter.root.get_or_init(|| notification.pid),
+            lineage: filter.lineage.get_or_init(|| Lineage::of(notification.pid)),
             filter_root: &filter.filter_root,
             mounts_not_in_memory: &filter.mounts_not_in_memory,
             identities: &filter.identities,
