@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
+use crate::destination::{all_hosts, all_loopback, destinations, Destination};
 use crate::event::ExecEvent;
 use crate::name::{basename, invocation, script, Invocation};
 use crate::pattern::{Origin, PatternSet};
@@ -111,6 +112,8 @@ pub enum Test {
     FlagsAll(Vec<Flag>),
     ArgsSequence(Vec<PatternSet>),
     Script(PatternSet),
+    DestinationLoopback(bool),
+    DestinationHosts(PatternSet),
     AnyOf(Vec<ConditionSet>),
 
     Interactive(bool),
@@ -138,6 +141,7 @@ impl Test {
             Test::Namespace(_) | Test::Pod(_) => 2,
             Test::FlagsAny(_) | Test::FlagsAll(_) | Test::ArgsAny(_) | Test::ArgsNone(_) => 3,
             Test::ArgCommandsAny(_) | Test::ArgCommandsNone(_) | Test::ArgsSequence(_) | Test::Script(_) => 3,
+            Test::DestinationLoopback(_) | Test::DestinationHosts(_) => 3,
             Test::Parent(_) => 4,
             Test::Ancestor(_) | Test::AnyOf(_) => 5,
         }
@@ -361,6 +365,10 @@ impl Test {
             Test::FlagsAll(flags) => flag_matches(flags, p.args, true),
             Test::ArgsSequence(patterns) => sequence_at(patterns, p.args).is_some(),
             Test::Script(set) => p.script().is_some_and(|s| set.is_match(&s)),
+            Test::DestinationLoopback(want) => p.name.and_then(|name| all_loopback(name, p.args)) == Some(*want),
+            Test::DestinationHosts(set) => {
+                p.name.is_some_and(|name| all_hosts(name, p.args, |host| set.is_match(host)))
+            }
             Test::AnyOf(sets) => sets.iter().any(|set| set.holds(subject)),
             Test::Interactive(want) => subject.event.is_some_and(|e| opt_bool(e.process.interactive, *want)),
             Test::WritableLocation(want) => file.is_some_and(|f| opt_bool(f.writable_location, *want)),
@@ -421,6 +429,13 @@ impl Test {
             Test::Script(set) => {
                 let script = p.script();
                 matched("script", script.as_deref(), set)
+            }
+            Test::DestinationLoopback(_) | Test::DestinationHosts(_) => {
+                let found = p.name.and_then(|name| destinations(name, p.args)).unwrap_or_default();
+                let hosts: Vec<&str> = found.iter().map(|d| d.host().unwrap_or("(redirected by --resolve)")).collect();
+                let loopback = !found.is_empty() && found.iter().all(Destination::is_loopback);
+                let kind = if loopback { "all loopback" } else { "not all loopback" };
+                format!("destinations {hosts:?} ({kind})")
             }
             Test::AnyOf(sets) => {
                 if let Some(set) = sets.iter().find(|set| set.holds(subject)) {

@@ -18,6 +18,7 @@
 //! Decisions on the allow path do not allocate; see `benches/decide.rs` for the speed.
 
 mod condition;
+pub mod destination;
 pub mod event;
 mod index;
 mod load;

@@ -94,6 +94,8 @@ const PROCESS_KEYS: &[&str] = &[
     "flags_all",
     "args_sequence",
     "script",
+    "destination_loopback",
+    "destination_hosts",
     "any_of",
 ];
 const EVENT_KEYS: &[&str] = &[
@@ -459,6 +461,8 @@ impl<'s> Loader<'s> {
                 ("flags_all", _) => self.flags(value, key).map(Test::FlagsAll),
                 ("args_sequence", _) => self.sequence(value).map(Test::ArgsSequence),
                 ("script", _) => self.pattern_set(value, key).map(Test::Script),
+                ("destination_loopback", _) => self.expect_bool(value, key).map(Test::DestinationLoopback),
+                ("destination_hosts", _) => self.pattern_set(value, key).map(Test::DestinationHosts),
                 ("any_of", _) => self.any_of(value, scope).map(Test::AnyOf),
                 ("interactive", Scope::Event) => self.expect_bool(value, key).map(Test::Interactive),
                 ("writable_location", Scope::Event) => self.expect_bool(value, key).map(Test::WritableLocation),

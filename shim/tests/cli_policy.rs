@@ -34,7 +34,7 @@ const SAMPLES: &str = include_str!("../../tests/data/sample-events.jsonl");
 fn check_accepts_the_default_policy() {
     let out = execguard(&["policy", "check"], "");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (16 rules, mode enforce)"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (17 rules, mode enforce)"));
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/policy.toml");
     assert!(execguard(&["policy", "check", shipped], "").status.success());
 }

@@ -53,7 +53,7 @@ printf 'repeat_window_secs = 0\n[alerts]\nfile = "%s"\n' "$alerts" > "$EXECGUARD
 PATH=$(realpath "${CARGO_TARGET_DIR:-target}")/debug:$PATH e2e_start "$work/containerd" || exit 1
 e2e_build_image execguard.test/e2e:latest || exit 1
 run() { ectr run --rm --runtime io.containerd.execguard.v2 "$@"; }
-tools='nc -w1 127.0.0.2 9; echo nc=$?; nmap --version >/dev/null; echo nmap=$?; socat -V >/dev/null; echo socat=$?'
+tools='nc -w1 192.0.2.1 9; echo nc=$?; nmap --version >/dev/null; echo nmap=$?; socat -V >/dev/null; echo socat=$?'
 
 echo "== enforce (the default policy's mode)"
 out=$(run "$E2E_IMAGE" enforce1 sh -c "ls / >/dev/null && echo ls=ok; cat /etc/passwd >/dev/null && echo cat=ok; $tools" 2>&1)
@@ -62,7 +62,7 @@ check "nc fails from the entrypoint" contains "$out" "nc: Operation not permitte
 for tool in nc nmap socat; do check "$tool is refused (126)" contains "$out" "$tool=126"; done
 records=$(alerts_for enforce1)
 check "one alert record per attempt" test "$(count "$records")" -eq 3
-check "records carry the path, args and parent" contains "$records" '"executable":"/usr/bin/nc.openbsd","name":"nc","args":["nc","-w1","127.0.0.2","9"]'
+check "records carry the path, args and parent" contains "$records" '"executable":"/usr/bin/nc.openbsd","name":"nc","args":["nc","-w1","192.0.2.1","9"]'
 check "records name the parent shell" contains "$records" '"parent":{"executable":"/bin/dash"'
 check "records are blocks by the policy" contains "$records" '"decision":"block","rule":{"id":"falco.launch_suspicious_network_tool"'
 
@@ -75,7 +75,7 @@ out=$(ectr task exec --exec-id s1 long sh -c "ls / >/dev/null && echo ls=ok; $to
 check "an exec session without a tty is supervised" contains "$out" "ls=ok"
 for tool in nc nmap socat; do check "$tool is refused in the session" contains "$out" "$tool=126"; done
 tty_out=$(CONTAINERD_ADDRESS=$E2E_ADDRESS CONTAINERD_NAMESPACE=$E2E_NAMESPACE script -qec \
-  "stty rows 41 cols 101; ctr task exec -t --exec-id s2 long sh -c 'sleep 1; stty size; nc -w1 127.0.0.2 9; echo nc=\$?'" /dev/null 2>&1 | tr -d '\r')
+  "stty rows 41 cols 101; ctr task exec -t --exec-id s2 long sh -c 'sleep 1; stty size; nc -w1 192.0.2.1 9; echo nc=\$?'" /dev/null 2>&1 | tr -d '\r')
 check "an exec session with a tty gets its size (resize_pty)" contains "$tty_out" "41 101"
 check "an exec session with a tty is supervised" contains "$tty_out" "nc=126"
 check "the tty session's alert says interactive" contains "$(alerts_for long)" '"interactive":true'
@@ -155,7 +155,7 @@ check "execve is still supervised under it" contains "$out" "nc=126"
 echo "== an Alpine-style image: every command, sh and nc included, is one busybox"
 e2e_build_busybox_image execguard.test/busybox:latest || exit 1
 busybox_script='sleep 0 && echo sleep=ok; ls / >/dev/null && echo ls=ok; echo hi | wc -c >/dev/null && echo pipe=ok
-  nc 127.0.0.2 9; echo nc=$?; telnet 127.0.0.2 9; echo telnet=$?; busybox nc 127.0.0.2 9; echo busybox-nc=$?'
+  nc 192.0.2.1 9; echo nc=$?; telnet 192.0.2.1 9; echo telnet=$?; busybox nc 192.0.2.1 9; echo busybox-nc=$?'
 out=$(run "$E2E_BUSYBOX_IMAGE" busybox1 sh -c "$busybox_script" 2>&1)
 check "its shell and everyday applets run in enforce mode" contains "$out" $'sleep=ok\nls=ok\npipe=ok'
 for tool in nc telnet busybox-nc; do check "its $tool applet is refused (126)" contains "$out" "$tool=126"; done
@@ -189,7 +189,7 @@ cp config/policy.toml "$work/live-policy.toml"
 printf 'policy = "%s"\n[alerts]\nfile = "%s"\n' "$work/live-policy.toml" "$work/live-alerts.jsonl" > "$work/live.toml"
 ectr run -d --runtime io.containerd.execguard.v2 --runtime-config-path "$work/live.toml" "$E2E_IMAGE" reload1 \
   sh -c 'trap "exit 0" TERM; while true; do sleep 0.2; done' >/dev/null
-nc_in_reload1() { ectr task exec --exec-id "n$RANDOM" reload1 sh -c 'nc -w1 127.0.0.2 9; echo nc=$?' 2>&1; }
+nc_in_reload1() { ectr task exec --exec-id "n$RANDOM" reload1 sh -c 'nc -w1 192.0.2.1 9; echo nc=$?' 2>&1; }
 check "the policy file in force blocks nc" contains "$(nc_in_reload1)" "nc=126"
 sed -i 's/^mode = "enforce"$/mode = "monitor"/' "$work/live-policy.toml"
 start=$(date +%s%N)

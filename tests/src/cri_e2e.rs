@@ -37,9 +37,9 @@ const CONTAINER: &str = "app";
 /// The container's PID 1: runs until StopPodSandbox sends TERM (a PID 1 gets no default
 /// signal handling, hence the trap).
 const LONG_RUNNING: &[&str] = &["sh", "-c", r#"trap "exit 0" TERM; while true; do sleep 1; done"#];
-/// Nothing listens on 127.0.0.2:9 (host network): nc that runs exits 1, "Connection
-/// refused".
-const NC: &[&str] = &["nc", "-w1", "127.0.0.2", "9"];
+/// A destination that is not the container itself (192.0.2.1 is TEST-NET-1, RFC 5737,
+/// never a real host): nc that runs fails to connect within its one second and exits 1.
+const NC: &[&str] = &["nc", "-w1", "192.0.2.1", "9"];
 /// The default policy's rule for nc (config/policy.toml).
 const NC_RULE: &str = "falco.launch_suspicious_network_tool";
 /// How long alert records may take to reach the file.
