@@ -526,7 +526,7 @@ _e2e_image_tar() {
   local name=$1 kind=$2 cache key
   cache=${E2E_IMAGE_CACHE:-$(_e2e_repo)/target/e2e}
   key=$({
-    cat "${BASH_SOURCE[0]}" "$(_e2e_repo)/tests/e2e/programs/fexec.c"
+    cat "${BASH_SOURCE[0]}" "$(_e2e_repo)"/tests/e2e/programs/*.c
     echo "$name $kind $_E2E_SANDBOX_IMAGE"
     dpkg-query -W busybox-static dash netcat-openbsd nmap socat libc6
   } | sha256sum)
@@ -573,8 +573,12 @@ _e2e_rootfs_tools() {
 
   cp /usr/bin/nc.openbsd /usr/bin/nmap /usr/bin/socat "$root/usr/bin/" || return 1
   ln -s nc.openbsd "$root/usr/bin/nc"
-  # execveat for the seccomp profile tests; static, so it needs no library of its own.
-  gcc -static -O2 -o "$root/usr/bin/fexec" "$(_e2e_repo)/tests/e2e/programs/fexec.c" || return 1
+  # execveat for the seccomp profile tests, and fileless execution; static, so that they
+  # need no library of their own.
+  local program
+  for program in fexec memexec; do
+    gcc -static -O2 -o "$root/usr/bin/$program" "$(_e2e_repo)/tests/e2e/programs/$program.c" || return 1
+  done
   cp -a /usr/share/nmap "$root/usr/share/" || return 1
 
   local program lib

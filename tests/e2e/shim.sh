@@ -66,6 +66,18 @@ check "records carry the path, args and parent" contains "$records" '"executable
 check "records name the parent shell" contains "$records" '"parent":{"executable":"/bin/dash"'
 check "records are blocks by the policy" contains "$records" '"decision":"block","rule":{"id":"falco.launch_suspicious_network_tool"'
 
+echo "== fileless execution through the container's own procfs, in any spelling"
+# The supervisor has no pid in the container's pid namespace: /proc/self there is the
+# calling process's, and every way of naming the memfd must reach it.
+spellings='/proc/self/fd/%d //proc/./self//fd/%d /proc/self/../thread-self/fd/%d /dev/fd/%d'
+script=''
+for spelling in $spellings; do script+="memexec $spelling /usr/bin/nc.openbsd -w1 192.0.2.1 9; echo \"$spelling=\$?\"; "; done
+out=$(run "$E2E_IMAGE" memfd1 sh -c "$script" 2>&1)
+for spelling in $spellings; do check "a memfd copy of nc through $spelling is refused" contains "$out" "$spelling=126"; done
+records=$(alerts_for memfd1)
+check "reported as fileless" test "$(printf '%s\n' "$records" | grep -c '"fileless":true')" -eq 4
+check "and as the file nc" test "$(printf '%s\n' "$records" | grep -c '"identity":"nc"')" -eq 4
+
 echo "== exec sessions"
 # A shell as PID 1 that ends on SIGTERM with its own status (PID 1 gets no default
 # signal handling).
@@ -218,7 +230,7 @@ check "every execguard shim exited by itself" test -z "$(shims)"
 check "no agent socket is left" test -z "$(ls /run/execguard 2>/dev/null)"
 leftover_sockets() {
   local id
-  for id in enforce1 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 configpath1 reload1 broken1; do
+  for id in enforce1 memfd1 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 configpath1 reload1 broken1; do
     for key in "$id" "$id-execguard"; do
       local hash
       hash=$(printf '%s' "$E2E_ADDRESS/$E2E_NAMESPACE/$key" | sha256sum | cut -d' ' -f1)

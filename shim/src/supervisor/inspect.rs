@@ -28,7 +28,7 @@ use crate::supervisor::memory::{self, Bounds, Unreadable};
 use crate::supervisor::procfs;
 use crate::supervisor::resolve::{self, ProcessRoot, Resolved};
 use crate::supervisor::seccomp::{Notification, NotifyFd};
-use crate::supervisor::{lock, Config};
+use crate::supervisor::{lock, Config, FailAction};
 
 /// PATH_MAX: the kernel refuses a longer path itself.
 const MAX_PATH: usize = 4096;
@@ -232,9 +232,11 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
         Err(error) if matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
             return Inspected::Missing;
         }
-        // Anything else (EACCES, ELOOP, a path through /proc that cannot be followed):
-        // decide on the path as given, so that the exec is at least judged by its name.
-        Err(error) => tracing::debug!(pid, %error, path = %event.process.executable, "cannot resolve the exec's path"),
+        // Anything else (EACCES, ELOOP, a process gone mid-walk): what will run is unknown,
+        // and a decision on the path's text would be a decision on something else.
+        Err(error) => {
+            return undecidable(event, config.fail_action, &format!("cannot establish which file runs: {error}"))
+        }
     }
     let identity = event.execguard.file.identity.as_deref();
     event.process.name = Some(tool_name(&event.process.executable, identity, &event.process.args).to_string());
@@ -298,6 +300,17 @@ fn on_writable_memory_fs(resolved: &Resolved, mounts_not_in_memory: &Mutex<HashS
         }
         Err(_) => false,
     }
+}
+
+/// An exec whose program cannot be established: the fail action, with the reason.
+fn undecidable(mut event: ExecEvent, fail_action: FailAction, why: &str) -> Inspected {
+    let (action, outcome) = match fail_action {
+        FailAction::Open => (Action::Alert, "allowed (fail-open)"),
+        FailAction::Closed => (Action::Block, "blocked (fail-closed)"),
+    };
+    event.process.name = Some(tool_name(&event.process.executable, None, &event.process.args).to_string());
+    let record = DecisionRecord { decision: action, rule: None, reason: format!("{why}: {outcome}") };
+    Inspected::Decided { event: Box::new(event), record: Box::new(record), action }
 }
 
 fn unreadable_exec(pid: u32, scope: &Scope, unreadable: Unreadable) -> Inspected {

@@ -33,6 +33,7 @@ pub mod memory;
 pub mod procfs;
 pub mod resolve;
 pub mod seccomp;
+pub mod walk;
 
 use std::collections::{HashMap, HashSet};
 use std::io;

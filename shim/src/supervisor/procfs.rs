@@ -37,7 +37,7 @@ pub fn stat(pid: u32) -> io::Result<Stat> {
         .map_err(|what| io::Error::new(io::ErrorKind::InvalidData, format!("{path}: {what}")))
 }
 
-fn parse_stat(text: &[u8]) -> Result<Stat, &'static str> {
+pub(crate) fn parse_stat(text: &[u8]) -> Result<Stat, &'static str> {
     // Field 2, comm, is in parentheses and may itself contain spaces and ')' (a process
     // chooses it with prctl(PR_SET_NAME)): the fields resume after the LAST ')'.
     let close = text.iter().rposition(|&b| b == b')').ok_or("no ')' after comm")?;
@@ -114,17 +114,37 @@ pub fn cwd(pid: u32) -> io::Result<PathBuf> {
     fs::read_link(format!("/proc/{pid}/cwd"))
 }
 
-/// The process's root directory (readlink /proc/PID/root): "/" unless it is chrooted
-/// within the supervisor's view of the file system.
-pub fn root(pid: u32) -> io::Result<PathBuf> {
-    fs::read_link(format!("/proc/{pid}/root"))
+/// A thread's ids in each pid namespace it is in, outermost (the supervisor's) first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceIds {
+    /// Its process's (NStgid).
+    pub tgid: Vec<u32>,
+    /// Its own (NSpid).
+    pub pid: Vec<u32>,
+}
+
+/// The NStgid and NSpid lines of /proc/TID/status.
+pub fn namespace_ids(tid: u32) -> io::Result<NamespaceIds> {
+    let path = format!("/proc/{tid}/status");
+    let text = read_whole(&path, 2048, 64 * 1024)?;
+    parse_namespace_ids(&text)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{path}: no NStgid/NSpid")))
+}
+
+fn parse_namespace_ids(text: &[u8]) -> Option<NamespaceIds> {
+    let text = std::str::from_utf8(text).ok()?;
+    let ids = |key: &str| -> Option<Vec<u32>> {
+        let line = text.lines().find_map(|line| line.strip_prefix(key))?;
+        line.split_ascii_whitespace().map(|id| id.parse().ok()).collect()
+    };
+    let ids = NamespaceIds { tgid: ids("NStgid:")?, pid: ids("NSpid:")? };
+    (!ids.tgid.is_empty() && ids.tgid.len() == ids.pid.len()).then_some(ids)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use std::ffi::CString;
-    use std::path::Path;
     use std::process::{Child, Command};
     use std::time::{Duration, Instant};
 
@@ -203,6 +223,15 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn namespace_ids_of_self_and_of_a_status_text() {
+        let ids = namespace_ids(me()).unwrap();
+        assert_eq!(ids.tgid.first(), Some(&me()));
+        let text = b"Name:\tsh\nNStgid:\t4242\t1\nNSpid:\t4243\t2\nNSpgid:\t4242\t1\n";
+        assert_eq!(parse_namespace_ids(text), Some(NamespaceIds { tgid: vec![4242, 1], pid: vec![4243, 2] }));
+        assert_eq!(parse_namespace_ids(b"NStgid:\t1 2\nNSpid:\t3\n"), None);
+    }
+
+    #[test]
     fn stat_of_self() {
         let st = stat(me()).unwrap();
         // SAFETY: getppid has no preconditions.
@@ -231,10 +260,9 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn exe_cwd_root_of_self() {
+    fn exe_and_cwd_of_self() {
         assert_eq!(exe(me()).unwrap(), std::env::current_exe().unwrap());
         assert_eq!(cwd(me()).unwrap(), std::env::current_dir().unwrap());
-        assert_eq!(root(me()).unwrap(), Path::new("/"));
     }
 
     #[test]

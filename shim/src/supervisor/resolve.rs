@@ -8,14 +8,13 @@
 //! /proc/PID/root were "/": symlinks are followed, but every absolute one restarts at that
 //! root, and ".." stops at it, exactly as for the process itself.
 //!
-//! RESOLVE_IN_ROOT also refuses procfs "magic links" (EXDEV: fs/namei.c, nd_jump_link(),
-//! deems them unsafe for scoped lookups), and /proc/self would name the supervisor anyway.
-//! The two forms that matter, re-executing oneself (/proc/self/exe) and running an
-//! anonymous file (/proc/self/fd/N, /dev/fd/N: the classic fileless execution), are
-//! therefore mapped to /proc/PID/exe and /proc/PID/fd/N, but only after checking that the
-//! process's /proc really is procfs (and /dev/fd the usual link to /proc/self/fd): a
-//! container can hold a plain directory called /proc, and then the plain resolution is the
-//! right one. Other paths through magic links fail with EXDEV.
+//! RESOLVE_IN_ROOT cannot follow a path through the process's procfs: it refuses the
+//! magic links there (EXDEV: fs/namei.c, nd_jump_link(), deems them unsafe for scoped
+//! lookups), and procfs's `self` names the supervisor, or nobody. Those paths, in any
+//! spelling and behind any symlink, are followed by [`walk`](crate::supervisor::walk)
+//! instead, one component at a time as the kernel follows them for the process; so are
+//! relative paths that are not plain, from the handle of the working directory (or
+//! execveat's dirfd) rather than its text.
 //!
 //! The result is only as current as the moment of resolution: the process (or anyone who
 //! can write to its file system) can swap the file between this check and the kernel's
@@ -33,11 +32,12 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::supervisor::lock;
+use crate::supervisor::walk::walk;
 
 /// Missing from libc for this target (linux/magic.h).
 const RAMFS_MAGIC: i64 = 0x8584_58f6;
 /// The inode number of a procfs root (fs/proc/internal.h, PROC_ROOT_INO).
-const PROC_ROOT_INO: u64 = 1;
+pub(crate) const PROC_ROOT_INO: u64 = 1;
 
 /// The file an execve names.
 #[derive(Debug)]
@@ -106,40 +106,44 @@ pub fn resolve(
             return Err(io::Error::from_raw_os_error(libc::ENOENT));
         }
         open_o_path(&base_link(pid, dirfd))?
+    } else if path.starts_with(b"/") {
+        let known = || lock(not_plain);
+        if !known().contains(path) {
+            if let Some(resolved) = resolve_plain(root, path)? {
+                return Ok(resolved);
+            }
+            let mut known = known();
+            if known.len() >= MAX_NOT_PLAIN {
+                known.clear();
+            }
+            known.insert(path.into());
+        }
+        match open_in_root(root, path) {
+            // EXDEV: a magic link on the way; ENOENT: perhaps procfs's `self`, which names
+            // nobody when the supervisor reads it in a container's procfs. The walk tells.
+            Err(error) if matches!(error.raw_os_error(), Some(libc::EXDEV | libc::ENOENT)) => {
+                walk(pid, root, root.try_clone_to_owned()?, path)?
+            }
+            result => result?,
+        }
     } else {
-        match proc_self_link(pid, root, path) {
-            Some(link) => open_o_path(&link)?,
-            None if path.starts_with(b"/") => {
-                let known = || lock(not_plain);
-                if !known().contains(path) {
-                    if let Some(resolved) = resolve_plain(root, path)? {
-                        return Ok(resolved);
-                    }
-                    let mut known = known();
-                    if known.len() >= MAX_NOT_PLAIN {
-                        known.clear();
-                    }
-                    known.insert(path.into());
-                }
-                open_in_root(root, path)?
+        // From the handle, not its text: a directory deeper than PATH_MAX, or on a mount
+        // detached since, has no text to start from.
+        let base = open_o_path(&base_link(pid, dirfd))?;
+        let beneath = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
+        match openat2(base.as_fd(), path, libc::O_PATH, beneath) {
+            Ok(file) => file,
+            Err(error)
+                if matches!(error.raw_os_error(), Some(libc::ELOOP | libc::EXDEV | libc::ENOENT | libc::EAGAIN)) =>
+            {
+                walk(pid, root, base, path)?
             }
-            None => {
-                let base = fs::read_link(base_link(pid, dirfd))?;
-                let base_in_root = strip_root(base.as_os_str().as_bytes(), root_text).ok_or_else(|| {
-                    io::Error::other(format!(
-                        "{} is outside the process's root {}",
-                        base.display(),
-                        String::from_utf8_lossy(root_text)
-                    ))
-                })?;
-                let mut absolute = base_in_root.to_vec();
-                absolute.push(b'/');
-                absolute.extend_from_slice(path);
-                open_in_root(root, &absolute)?
-            }
+            Err(error) => return Err(error),
         }
     };
-    let text = fd_link(file.as_fd())?;
+    // A file deeper than the kernel can name (d_path fails past PATH_MAX) is named by the
+    // last component it was asked for: the fd is what identifies it.
+    let text = fd_link(file.as_fd()).unwrap_or_else(|_| unnamed(path));
     let text = text.as_os_str().as_bytes();
     let st = fstat(file.as_fd())?;
     let fileless = st.stx_nlink == 0 || text.starts_with(b"/memfd:") || text.ends_with(b" (deleted)");
@@ -219,52 +223,10 @@ fn strip_root<'a>(path: &'a [u8], root: &[u8]) -> Option<&'a [u8]> {
     }
 }
 
-/// The /proc/PID link that stands for `path` when it goes through the process's own
-/// /proc/self, or None when it does not (or /proc is not procfs in its root). PID is the
-/// calling thread, so this is really /proc/thread-self: the two differ only for a thread
-/// that unshared its fd table (unshare(CLONE_FILES)).
-fn proc_self_link(pid: u32, root: BorrowedFd<'_>, path: &[u8]) -> Option<String> {
-    let (rest, via_dev_fd) =
-        if let Some(rest) = path.strip_prefix(b"/proc/self/").or_else(|| path.strip_prefix(b"/proc/thread-self/")) {
-            (rest, false)
-        } else if let Some(digits) = path.strip_prefix(b"/dev/fd/") {
-            (digits, true)
-        } else {
-            return None;
-        };
-    let fd_number = if via_dev_fd { Some(rest) } else { rest.strip_prefix(b"fd/") };
-    let link = match fd_number {
-        Some(digits) if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) => {
-            // Only digits: valid UTF-8.
-            format!("/proc/{pid}/fd/{}", String::from_utf8_lossy(digits))
-        }
-        None if rest == b"exe" => format!("/proc/{pid}/exe"),
-        _ => return None,
-    };
-    let dev_fd_ok = !via_dev_fd || is_symlink_to(root, b"/dev/fd", b"/proc/self/fd");
-    (dev_fd_ok && is_procfs_root(root, b"/proc")).then_some(link)
-}
-
-/// Whether `path` in `root` is itself (no symlink) the root of a procfs mount.
-fn is_procfs_root(root: BorrowedFd<'_>, path: &[u8]) -> bool {
-    let resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS;
-    let Ok(dir) = openat2(root, path, libc::O_PATH | libc::O_DIRECTORY, resolve) else {
-        return false;
-    };
-    let on_procfs = fstatfs(dir.as_fd()).is_ok_and(|fs| fs.f_type == libc::PROC_SUPER_MAGIC);
-    on_procfs && fstat(dir.as_fd()).is_ok_and(|st| st.stx_ino == PROC_ROOT_INO)
-}
-
-/// Whether `path` in `root` is a symlink whose text is exactly `target`.
-fn is_symlink_to(root: BorrowedFd<'_>, path: &[u8], target: &[u8]) -> bool {
-    let Ok(link) = openat2(root, path, libc::O_PATH | libc::O_NOFOLLOW, libc::RESOLVE_IN_ROOT) else {
-        return false;
-    };
-    let mut buf = [0u8; 64];
-    // SAFETY: readlinkat writes at most buf.len() bytes into buf; an empty path reads the
-    // symlink that the O_PATH | O_NOFOLLOW fd refers to (readlink(2), since Linux 2.6.39).
-    let n = unsafe { libc::readlinkat(link.as_raw_fd(), c"".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    usize::try_from(n).is_ok_and(|n| buf.get(..n) == Some(target))
+/// The name of a file whose path is longer than the kernel names: `.../LAST`.
+fn unnamed(path: &[u8]) -> PathBuf {
+    let last = path.rsplit(|&b| b == b'/').find(|c| !c.is_empty()).unwrap_or(b"");
+    PathBuf::from(format!(".../{}", String::from_utf8_lossy(last)))
 }
 
 /// Opens a path of the supervisor's (usually a /proc magic link) O_PATH.
@@ -315,7 +277,7 @@ fn openat2(dir: BorrowedFd<'_>, path: &[u8], flags: libc::c_int, resolve: u64) -
 
 /// fstat, and the id of the file's mount: the unique one (Linux 6.8), which is never
 /// reused, so that facts about a mount can be cached by it.
-fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::statx> {
+pub(crate) fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::statx> {
     // SAFETY: all zeroes is a valid `statx` (integers only).
     let mut st: libc::statx = unsafe { mem::zeroed() };
     let mask = libc::STATX_BASIC_STATS | libc::STATX_MNT_ID_UNIQUE;
@@ -333,7 +295,7 @@ fn unique_mount(st: &libc::statx) -> Option<u64> {
     (st.stx_mask & libc::STATX_MNT_ID_UNIQUE != 0).then_some(st.stx_mnt_id)
 }
 
-fn fstatfs(fd: BorrowedFd<'_>) -> io::Result<libc::statfs> {
+pub(crate) fn fstatfs(fd: BorrowedFd<'_>) -> io::Result<libc::statfs> {
     // SAFETY: all zeroes is a valid `statfs` (integers only).
     let mut st: libc::statfs = unsafe { mem::zeroed() };
     // SAFETY: `st` is a writable statfs buffer; fstatfs works on O_PATH fds (Linux 3.12).
@@ -561,9 +523,13 @@ mod tests {
     }
 
     #[test]
-    fn a_working_directory_outside_the_root_is_an_error() {
+    fn a_working_directory_outside_the_root_is_where_relative_paths_start() {
         let root = fake_root();
         let child = chrooted(&root.0, None);
+        // The kernel starts a relative path at the working directory, wherever it is.
+        let here = std::env::current_dir().unwrap().join("Cargo.toml");
+        let resolved = resolve_now(child.pid(), None, b"Cargo.toml", false).unwrap();
+        assert_eq!(file_key(resolved.file.as_fd()).unwrap().ino, ino(&here));
         assert!(resolve_now(child.pid(), None, b"bin/sh", false).is_err());
         assert!(resolve_now(child.pid(), None, b"/bin/sh", false).is_ok());
     }
@@ -605,7 +571,186 @@ mod tests {
         assert_eq!(Path::new(&resolved.path), std::env::current_exe().unwrap());
         assert!(!resolved.fileless);
         let err = resolve_now(me(), None, b"/proc/self/fd/0/x", false).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::EXDEV), "other magic links are refused");
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTDIR), "fd 0 is no directory, as for the kernel");
+    }
+
+    /// Fails the test loudly when it cannot run: these tests need root (mounts, namespaces).
+    fn require_root() {
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root: run the suite as root (scripts/test does)");
+    }
+
+    /// A container's view: a process in its own pid namespace, chrooted into a root with
+    /// its own procfs (where the supervisor has no pid), a memfd at fd 101 and on stdin,
+    /// and /dev/fd, /dev/stdin and a symlink elsewhere that lead into that procfs.
+    struct Contained {
+        parent: Forked,
+        pid: u32,
+        memfd_key: FileKey,
+        root: TempDir,
+    }
+
+    impl Contained {
+        fn new() -> Contained {
+            require_root();
+            let root = fake_root();
+            for dir in ["proc", "dev"] {
+                fs::create_dir(root.0.join(dir)).unwrap();
+            }
+            symlink("/proc/self/fd", root.0.join("dev/fd")).unwrap();
+            symlink("/proc/self/fd/0", root.0.join("dev/stdin")).unwrap();
+            symlink("../proc/self/fd/101", root.0.join("etc/payload")).unwrap();
+            let memfd = memfd();
+            let memfd_key = file_key(memfd.as_fd()).unwrap();
+            let (root_c, proc_c) = (
+                CString::new(root.0.as_os_str().as_bytes()).unwrap(),
+                CString::new(root.0.join("proc").as_os_str().as_bytes()).unwrap(),
+            );
+            let (slash, proc_type, name) =
+                (CString::new("/").unwrap(), CString::new("proc").unwrap(), CString::new("pidns-parent").unwrap());
+            let mut ready = [0; 2];
+            // SAFETY: a pipe of two fds.
+            assert_eq!(unsafe { libc::pipe(ready.as_mut_ptr()) }, 0);
+            let memfd_raw = memfd.as_raw_fd();
+            let parent = Forked::new(b"pidns-parent", || {
+                // SAFETY: async-signal-safe calls on data prepared before the fork; the
+                // grandchild is pid 1 of a new pid namespace, with a procfs of its own.
+                unsafe {
+                    libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWNS);
+                    if libc::fork() == 0 {
+                        let private = libc::MS_REC | libc::MS_PRIVATE;
+                        libc::mount(std::ptr::null(), slash.as_ptr(), std::ptr::null(), private, std::ptr::null());
+                        libc::mount(proc_type.as_ptr(), proc_c.as_ptr(), proc_type.as_ptr(), 0, std::ptr::null());
+                        libc::chroot(root_c.as_ptr());
+                        libc::chdir(slash.as_ptr());
+                        libc::dup2(memfd_raw, 101);
+                        libc::dup2(memfd_raw, 0);
+                        libc::write(ready[1], b"x".as_ptr().cast(), 1);
+                        loop {
+                            libc::pause();
+                        }
+                    }
+                    let mut byte = 0u8;
+                    libc::read(ready[0], (&mut byte as *mut u8).cast(), 1);
+                }
+                set_name(&name);
+            });
+            let children = fs::read_to_string(format!("/proc/{0}/task/{0}/children", parent.pid())).unwrap();
+            let pid = children.split_whitespace().next().and_then(|p| p.parse().ok()).expect("the contained process");
+            Contained { parent, pid, memfd_key, root }
+        }
+    }
+
+    impl Drop for Contained {
+        fn drop(&mut self) {
+            // SAFETY: killing our own grandchild (pid 1 of its namespace: the rest goes too).
+            unsafe { libc::kill(self.pid as i32, libc::SIGKILL) };
+            let _ = &self.parent;
+        }
+    }
+
+    /// Every spelling of a path into the process's own procfs, and every link that leads
+    /// there, finds what the kernel will run for it: the memfd, the process's root.
+    #[test]
+    fn paths_through_a_containers_procfs_are_followed_as_the_process_sees_them() {
+        let contained = Contained::new();
+        let memfd_paths = [
+            "/proc/self/fd/101",
+            "//proc//self//fd/101",
+            "/proc/./self/fd/./101",
+            "/proc/self/../self/fd/101",
+            "/proc/thread-self/fd/101",
+            "/proc/1/fd/101",
+            "/proc/1/task/1/fd/101",
+            "/dev/fd/101",
+            "/dev/stdin",
+            "/etc/payload",
+            "/proc/self/fd/0",
+        ];
+        for path in memfd_paths {
+            let resolved = resolve_now(contained.pid, None, path.as_bytes(), false)
+                .unwrap_or_else(|error| panic!("{path}: {error}"));
+            assert_eq!(file_key(resolved.file.as_fd()).unwrap(), contained.memfd_key, "{path}");
+            assert!(resolved.fileless, "{path}");
+        }
+        let sh = contained.root.0.join("bin/sh");
+        for path in
+            ["/proc/self/root/bin/sh", "/proc/1/root/etc/x", "/proc/self/cwd/bin/sh", "/proc/self/cwd/../../bin/sh"]
+        {
+            let resolved = resolve_now(contained.pid, None, path.as_bytes(), false)
+                .unwrap_or_else(|error| panic!("{path}: {error}"));
+            assert_is(&resolved, "/bin/sh", &sh);
+        }
+        // Relative, from the working directory (the root here).
+        let resolved = resolve_now(contained.pid, None, b"proc/self/fd/101", false).unwrap();
+        assert_eq!(file_key(resolved.file.as_fd()).unwrap(), contained.memfd_key);
+        // What does not exist for the process does not exist.
+        let missing = resolve_now(contained.pid, None, b"/proc/self/fd/999", false).unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+    }
+
+    /// A working directory deeper than PATH_MAX has no text, and one on a mount detached
+    /// after the `cd` has text that leads nowhere: relative paths start at the handle.
+    #[test]
+    fn deep_and_detached_working_directories_resolve_as_for_the_kernel() {
+        require_root();
+        let top = TempDir::new();
+        let level = "d".repeat(200);
+        // SAFETY: open of a NUL-terminated path; the fd is ours.
+        let mut dir = unsafe {
+            OwnedFd::from_raw_fd(libc::open(
+                CString::new(top.0.as_os_str().as_bytes()).unwrap().as_ptr(),
+                libc::O_DIRECTORY,
+            ))
+        };
+        let level_c = CString::new(level.as_str()).unwrap();
+        for _ in 0..25 {
+            // SAFETY: mkdirat and openat on a directory fd we own, with a NUL-terminated name.
+            unsafe {
+                libc::mkdirat(dir.as_raw_fd(), level_c.as_ptr(), 0o755);
+                dir = OwnedFd::from_raw_fd(libc::openat(dir.as_raw_fd(), level_c.as_ptr(), libc::O_DIRECTORY));
+            }
+        }
+        let x = CString::new("x").unwrap();
+        // SAFETY: openat creates a file in a directory fd we own.
+        let file = unsafe { libc::openat(dir.as_raw_fd(), x.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o755) };
+        assert!(file >= 0);
+        // SAFETY: our fd.
+        unsafe { libc::close(file) };
+        let deep_x = resolve_now(me(), Some(dir.as_raw_fd()), b"x", false).unwrap();
+        let dir_raw = dir.as_raw_fd();
+        let name = CString::new("deep").unwrap();
+        let deep = Forked::new(b"deep", || {
+            // SAFETY: fchdir to a directory fd inherited from the parent.
+            unsafe { libc::fchdir(dir_raw) };
+            set_name(&name);
+        });
+        for path in ["x", "./x", &format!("../{level}/x")] {
+            let resolved =
+                resolve_now(deep.pid(), None, path.as_bytes(), false).unwrap_or_else(|error| panic!("{path}: {error}"));
+            assert_eq!(resolved.key, deep_x.key, "{path}");
+        }
+
+        // Detached: the child binds a directory onto itself, enters it, and detaches it.
+        let mounted = TempDir::new();
+        fs::write(mounted.0.join("x"), "#!/bin/sh\n").unwrap();
+        let target = CString::new(mounted.0.as_os_str().as_bytes()).unwrap();
+        let (slash, name) = (CString::new("/").unwrap(), CString::new("detached").unwrap());
+        let detached = Forked::new(b"detached", || {
+            // SAFETY: async-signal-safe calls on strings prepared before the fork; the
+            // mounts live in the child's own mount namespace.
+            unsafe {
+                libc::unshare(libc::CLONE_NEWNS);
+                let private = libc::MS_REC | libc::MS_PRIVATE;
+                libc::mount(std::ptr::null(), slash.as_ptr(), std::ptr::null(), private, std::ptr::null());
+                libc::mount(target.as_ptr(), target.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null());
+                libc::chdir(target.as_ptr());
+                libc::umount2(target.as_ptr(), libc::MNT_DETACH);
+            }
+            set_name(&name);
+        });
+        let resolved = resolve_now(detached.pid(), None, b"./x", false).unwrap();
+        assert_eq!(file_key(resolved.file.as_fd()).unwrap().ino, ino(&mounted.0.join("x")));
     }
 
     #[test]
@@ -650,11 +795,7 @@ mod tests {
     /// outlives the test: the child reports mounted_read_only's answer as its exit code.
     #[test]
     fn a_read_only_tmpfs_is_not_writable() {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: needs root to mount");
-            return;
-        }
+        require_root();
         let dir = TempDir::new();
         let target = CString::new(dir.0.as_os_str().as_bytes()).unwrap();
         let (slash, tmpfs) = (CString::new("/").unwrap(), CString::new("tmpfs").unwrap());

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -61,8 +63,27 @@ static void exec_i386(void) {
     refused("i386");
 }
 
+/* Copies the target into NAME in the working directory. */
+static void copy_here(const char *name) {
+    int source = open(target, O_RDONLY);
+    int copy = open(name, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+    struct stat st;
+    if (source < 0 || copy < 0 || fstat(source, &st) != 0) refused(name);
+    if (sendfile(copy, source, NULL, (size_t)st.st_size) != st.st_size) refused(name);
+    close(source);
+    close(copy);
+}
+
+/* The memfd copy run through a path into procfs written as FORMAT (with the fd). */
+static void exec_memfd_as(const char *format) {
+    char path[128];
+    int fd = open_copy_in_memfd();
+    snprintf(path, sizeof path, format, fd);
+    execv(path, args);
+}
+
 static void attempt(const char *method) {
-    char path[64];
+    char path[128];
     int fd;
     if (strcmp(method, "execveat") == 0) {
         syscall(SYS_execveat, AT_FDCWD, target, args, environ, 0);
@@ -76,6 +97,53 @@ static void attempt(const char *method) {
         fd = open_copy_in_memfd();
         snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
         execv(path, args);
+    } else if (strcmp(method, "proc-slashes") == 0) {
+        exec_memfd_as("//proc//self///fd/%d");
+    } else if (strcmp(method, "proc-dots") == 0) {
+        exec_memfd_as("/proc/./self/../self/fd/./%d");
+    } else if (strcmp(method, "dev-fd") == 0) {
+        exec_memfd_as("/dev/fd/%d");
+    } else if (strcmp(method, "thread-self") == 0) {
+        exec_memfd_as("/proc/thread-self/fd/%d");
+    } else if (strcmp(method, "proc-pid-fd") == 0) {
+        fd = open_copy_in_memfd();
+        snprintf(path, sizeof path, "/proc/%d/fd/%d", getpid(), fd);
+        execv(path, args);
+    } else if (strcmp(method, "dev-stdin") == 0) {
+        dup2(open_copy_in_memfd(), 0);
+        execv("/dev/stdin", args);
+    } else if (strcmp(method, "symlink-to-proc") == 0) {
+        fd = open_copy_in_memfd();
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        unlink("proc-link");
+        if (symlink(path, "proc-link") != 0) refused(method);
+        execv("./proc-link", args);
+    } else if (strcmp(method, "proc-root") == 0) {
+        snprintf(path, sizeof path, "/proc/self/root%s", target);
+        execv(path, args);
+    } else if (strcmp(method, "proc-cwd") == 0) {
+        copy_here("cwd-copy");
+        execv("/proc/self/cwd/cwd-copy", args);
+    } else if (strcmp(method, "deep-cwd") == 0) {
+        /* Deeper than PATH_MAX: 25 levels of 200 characters. */
+        char level[201];
+        memset(level, 'd', 200);
+        level[200] = 0;
+        for (int i = 0; i < 25; i++) {
+            mkdir(level, 0755);
+            if (chdir(level) != 0) refused(method);
+        }
+        copy_here("deep-copy");
+        execv("./deep-copy", args);
+    } else if (strcmp(method, "detached-cwd") == 0) {
+        /* A working directory on a mount detached after the cd. */
+        mkdir("detached", 0755);
+        if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+            mount("detached", "detached", NULL, MS_BIND, NULL) != 0 || chdir("detached") != 0)
+            refused(method);
+        copy_here("detached-copy");
+        if (umount2("../detached", MNT_DETACH) != 0) refused(method);
+        execv("./detached-copy", args);
     } else if (strcmp(method, "i386") == 0) {
         exec_i386();
     } else if (strcmp(method, "loader") == 0) {
@@ -98,7 +166,10 @@ int main(int argc, char **argv) {
     target = argv[1];
     args = argv + 1;
     args[0] = "nc";
-    const char *methods[] = {"execveat", "fexecve", "memfd", "proc-self-fd", "i386", "loader"};
+    const char *methods[] = {"execveat",    "fexecve",         "memfd",     "proc-self-fd", "proc-slashes",
+                             "proc-dots",   "dev-fd",          "thread-self", "proc-pid-fd", "dev-stdin",
+                             "symlink-to-proc", "proc-root",   "proc-cwd",  "deep-cwd",     "detached-cwd",
+                             "i386",        "loader"};
     for (size_t i = 0; i < sizeof methods / sizeof *methods; i++) {
         fflush(stdout);
         pid_t child = fork();
