@@ -186,7 +186,20 @@ impl<'e> ProcessView<'e> {
     pub fn of_event(event: &'e ExecEvent) -> Self {
         let p = &event.process;
         let identity = event.execguard.file.identity.as_deref();
-        ProcessView::new(Some(&p.executable), None, identity, &p.args, p.working_directory.as_deref())
+        let working_directory = p.working_directory.as_deref();
+        if event.execguard.loader_lists_only {
+            // `ldd`: the loader lists the program's libraries, nothing of it runs.
+            let name = identity.unwrap_or_else(|| basename(&p.executable));
+            let args = p.args.get(1..).unwrap_or(&[]);
+            return ProcessView {
+                executable: Some(&p.executable),
+                identity,
+                name: Some(name),
+                args,
+                working_directory,
+            };
+        }
+        ProcessView::new(Some(&p.executable), None, identity, &p.args, working_directory)
     }
 
     pub fn name(&self) -> Option<&'e str> {

@@ -129,9 +129,21 @@ pub struct Facts {
     /// Set when argv was longer than the supervisor reads: `process.args` is a prefix.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub args_truncated: bool,
+    /// The scripts the kernel hands to their interpreters within this execve (an
+    /// interpreter line, a binfmt_misc handler), outermost first: `process.executable` is
+    /// the program that runs them, `process.args` the argv it gets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scripts: Vec<String>,
+    /// The dynamic loader was asked to list the program's libraries (`ldd`:
+    /// LD_TRACE_LOADED_OBJECTS, or musl's loader called as ldd), not to run it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub loader_lists_only: bool,
 }
 
-/// What the supervisor found out about the executed file itself.
+/// What the supervisor found out about the executed files: the program that runs, and
+/// the scripts it is handed (`execguard.scripts`). `identity` is the program's; the others
+/// hold for the exec when they hold for any of its files (a dropped script is dropped
+/// even when /bin/sh runs it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FileFacts {
     /// The canonical tool name when the file's inode or content is known to be that tool
@@ -152,7 +164,11 @@ pub struct FileFacts {
 
 impl Facts {
     fn is_empty(&self) -> bool {
-        self.ancestors.is_empty() && self.file.is_empty() && !self.args_truncated
+        self.ancestors.is_empty()
+            && self.file.is_empty()
+            && !self.args_truncated
+            && self.scripts.is_empty()
+            && !self.loader_lists_only
     }
 }
 

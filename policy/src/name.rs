@@ -58,16 +58,18 @@ pub fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// Whether a file name is the dynamic loader (`ld-linux-x86-64.so.2`, `ld-musl-x86_64.so.1`,
-/// `ld.so`), which runs the program named by its first argument: `ld.so /usr/bin/nc`
-/// execs ld.so, but nc is what runs.
-fn is_dynamic_loader(name: &str) -> bool {
+/// Whether a file name (or identity) is the dynamic loader (`ld-linux-x86-64.so.2`,
+/// `ld-musl-x86_64.so.1`, `ld.so`: the supervisor's identity for a copy or link of the
+/// image's loader), which runs the program named by its first argument: `ld.so
+/// /usr/bin/nc` execs ld.so, but nc is what runs.
+pub fn is_dynamic_loader(name: &str) -> bool {
     name == "ld.so" || ((name.starts_with("ld-linux") || name.starts_with("ld-musl")) && name.contains(".so"))
 }
 
-/// For an exec of the dynamic loader, the index in argv of the program it is asked to run.
-pub fn loaded_program(executable: &str, argv: &[String]) -> Option<usize> {
-    if !is_dynamic_loader(basename(executable)) {
+/// For an exec of the dynamic loader (`loader` is the file's identity or name), the index
+/// in argv of the program it is asked to run; None when it is asked only to list or verify.
+pub fn loaded_program(loader: &str, argv: &[String]) -> Option<usize> {
+    if !is_dynamic_loader(loader) {
         return None;
     }
     let mut index = 1;
@@ -94,15 +96,13 @@ pub struct Invocation<'e> {
 /// Derives the tool name of a process from its executable (or the identity the supervisor
 /// established for the file, which wins: a renamed nc is nc) and its argv.
 pub fn invocation<'e>(executable: &'e str, identity: Option<&'e str>, argv: &'e [String]) -> Invocation<'e> {
-    if identity.is_none() {
-        if let Some(program) = loaded_program(executable, argv) {
-            // `ld.so PROGRAM ARGS`: the program is the tool (the supervisor gives the
-            // program's file identity, which then wins like any identity).
-            let path = argv.get(program).map_or("", String::as_str);
-            return invocation(path, None, argv.get(program..).unwrap_or(&[]));
-        }
-    }
     let file_name = identity.unwrap_or_else(|| basename(executable));
+    if let Some(program) = loaded_program(file_name, argv) {
+        // `ld.so PROGRAM ARGS`: the program is the tool. (For a loader it recognised, the
+        // supervisor gives the program's identity instead, which then wins like any.)
+        let path = argv.get(program).map_or("", String::as_str);
+        return invocation(path, None, argv.get(program..).unwrap_or(&[]));
+    }
     match MultiCall::of(file_name) {
         Some(MultiCall::Busybox) => busybox_applet(argv),
         Some(MultiCall::Toybox) => toybox_applet(argv),
@@ -282,10 +282,12 @@ mod tests {
         let args = argv(&["/lib64/ld-linux-x86-64.so.2", "--argv0", "ls", "/usr/bin/nc", "-lp", "4444"]);
         let inv = invocation("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", None, &args);
         assert_eq!((inv.name, inv.args), ("nc", &args[4..]));
-        assert_eq!(loaded_program("/lib/ld-musl-x86_64.so.1", &argv(&["ld", "/bin/busybox", "nc"])), Some(1));
+        assert_eq!(loaded_program("ld-musl-x86_64.so.1", &argv(&["ld", "/bin/busybox", "nc"])), Some(1));
+        // A copy under another name that the supervisor recognised as the loader.
+        assert_eq!(tool_name("/tmp/x", Some("ld.so"), &argv(&["x", "/usr/bin/nc", "-l"])), "nc");
         assert_eq!(tool_name("/lib/ld-musl-x86_64.so.1", None, &argv(&["ld", "/bin/busybox", "nc", "-l"])), "nc");
         assert_eq!(tool_name("/lib64/ld-linux-x86-64.so.2", None, &argv(&["ld", "--list"])), "ld-linux-x86-64.so.2");
-        assert_eq!(loaded_program("/usr/bin/ldd", &argv(&["ldd", "/bin/ls"])), None);
+        assert_eq!(loaded_program("ldd", &argv(&["ldd", "/bin/ls"])), None);
     }
 
     #[test]

@@ -614,3 +614,73 @@ fn loopback_exemptions_follow_the_destination() {
     assert_eq!(rule_of("-znv"), None, "the self-probe is not reported");
     assert_eq!(rule_of("[::1]"), None, "neither is the IPv6 health check");
 }
+
+/// A file rewritten in place with netcat's bytes, its mtime set back, is decided afresh:
+/// verdicts are cached by a key that holds the ctime, which its owner cannot set.
+#[test]
+fn a_file_rewritten_in_place_is_not_judged_by_its_old_verdict() {
+    let scratch = Scratch::new();
+    let script = format!(
+        r#"
+        size=$(stat -c %s {NC})
+        {{ printf '#!/bin/true\n'; head -c $((size - 12)) /dev/zero | tr '\0' '#'; }} > x
+        chmod +x x && touch -d @1000000000 x
+        ./x; echo first=$?
+        cat {NC} > x && touch -d @1000000000 x
+        stat -c %Y x
+        ./x -w1 192.0.2.1 9; echo second=$?
+    "#
+    );
+    let run = sh("enforce", &scratch, &script);
+    let out = run.stdout();
+    assert!(out.contains("first=0\n1000000000\n"), "{out}\n{}", run.stderr());
+    assert!(out.contains("second=126"), "the rewritten file ran:\n{out}\n{}", run.stderr());
+    let alert = run.alerts.iter().find(|a| a["decision"] == "block").expect("a block");
+    assert_eq!(alert["execguard"]["file"]["identity"], "nc", "{alert:#}");
+}
+
+/// What runs inside one execve is what is decided: the interpreter of a `#!` line (nested
+/// too), the program a copy of the loader loads; and `ldd`, which runs nothing, runs.
+#[test]
+fn interpreter_lines_and_loaders_are_decided_as_what_they_run() {
+    let loader = ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-x86-64.so.2"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+        .expect("glibc's dynamic loader");
+    let scratch = Scratch::new();
+    let script = format!(
+        r#"
+        printf '#!{NC} -w1\n' > s && chmod +x s
+        ./s 192.0.2.1 9; echo shebang=$?
+        printf '#!%s/s\n' "$PWD" > t && chmod +x t
+        ./t 192.0.2.1 9; echo nested=$?
+        printf '#!/bin/cat\nhello\n' > c && chmod +x c
+        ./c >/dev/null; echo harmless=$?
+        cp {loader} ./myld && ./myld {NC} -w1 192.0.2.1 9; echo loader-copy=$?
+        ldd {NC} >/dev/null; echo ldd=$?
+    "#
+    );
+    let run = sh("enforce", &scratch, &script);
+    let out = run.stdout();
+    for expected in ["shebang=126", "nested=126", "harmless=0", "loader-copy=126", "ldd=0"] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}\nstderr:\n{}", run.stderr());
+    }
+    let scripts_of = |path: &str| {
+        run.alerts.iter().find(|a| {
+            a["execguard"]["scripts"]
+                .as_array()
+                .is_some_and(|s| s.last().is_some_and(|last| last.as_str() == Some(path)))
+                || a["execguard"]["scripts"][0] == path
+        })
+    };
+    let s = scratch.path("s").display().to_string();
+    let t = scratch.path("t").display().to_string();
+    let shebang = scripts_of(&s).expect("an alert for ./s");
+    assert_eq!(shebang["process"]["executable"], NC, "{shebang:#}");
+    assert_eq!(shebang["process"]["args"][1], "-w1", "the line's argument: {shebang:#}");
+    let nested = run.alerts.iter().find(|a| a["execguard"]["scripts"] == serde_json::json!([t, s])).expect("nested");
+    assert_eq!(nested["process"]["name"], "nc", "{nested:#}");
+    let copy = run.alerts.iter().find(|a| a["process"]["executable"] == scratch.path("myld").display().to_string());
+    assert_eq!(copy.expect("the loader copy")["execguard"]["file"]["identity"], "nc");
+    assert!(!run.alerts.iter().any(|a| a["execguard"]["loader_lists_only"] == true), "ldd is not reported");
+}

@@ -31,10 +31,27 @@ use std::sync::Arc;
 use execguard_policy::name::is_multi_call;
 use sha2::{Digest, Sha256};
 
-use crate::supervisor::resolve::{self, FileKey, ProcessRoot};
+use crate::supervisor::program::{self, Interpreter};
+use crate::supervisor::resolve::{self, FileKey, ProcessRoot, Resolved};
 
 /// Where the known tools are looked up in each root.
 const TOOL_DIRS: [&str; 6] = ["/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin", "/usr/local/sbin"];
+
+/// Where images keep the dynamic loader (the PT_INTERP of their programs). A file with the
+/// same inode or content under any other name is the loader too, whose program is what
+/// runs (`ld.so PROGRAM`); glibc's, musl's (which is also its libc.so), for x86_64, i386
+/// and arm64.
+const LOADER_PATHS: [&str; 7] = [
+    "/lib64/ld-linux-x86-64.so.2",
+    "/lib/ld-linux-x86-64.so.2",
+    "/lib/ld-musl-x86_64.so.1",
+    "/lib/ld-linux.so.2",
+    "/lib/ld-linux-aarch64.so.1",
+    "/lib/ld-musl-aarch64.so.1",
+    "/lib/ld-musl-i386.so.1",
+];
+/// The identity of a file that is the dynamic loader.
+pub const LOADER: &str = "ld.so";
 
 /// Verdicts kept per filter before the cache starts over (a bound, not a tuning knob: a
 /// container rarely runs more than a few hundred distinct files).
@@ -62,6 +79,8 @@ pub struct Identities {
     by_inode: HashMap<(u64, u64), Box<str>>,
     by_size: HashMap<i64, Vec<KnownFile>>,
     verdicts: HashMap<FileKey, Option<Box<str>>>,
+    /// The interpreter line of each file executed, by the same key.
+    interpreter_lines: HashMap<FileKey, Option<Interpreter>>,
 }
 
 /// One file that known names resolve to, while learning.
@@ -81,20 +100,20 @@ impl Identities {
         }
         *self = Identities { learned_from: Some(tools.clone()), ..Identities::default() };
         let mut found: HashMap<(u64, u64), Found> = HashMap::new();
-        for name in tools.iter() {
-            for dir in TOOL_DIRS {
-                let path = format!("{dir}/{name}");
-                let Ok(resolved) = resolve::resolve(pid, root, None, path.as_bytes(), false) else { continue };
-                let key = resolved.key;
-                let entry = found.entry((key.dev, key.ino)).or_insert_with(|| Found {
-                    names: Vec::new(),
-                    file: resolved.file,
-                    key,
-                    links: resolved.links,
-                });
-                if !entry.names.contains(name) {
-                    entry.names.push(name.clone());
-                }
+        let tool_paths =
+            tools.iter().flat_map(|name| TOOL_DIRS.iter().map(move |dir| (format!("{dir}/{name}"), name.clone())));
+        let loader_paths = LOADER_PATHS.iter().map(|path| (path.to_string(), Box::from(LOADER)));
+        for (path, name) in tool_paths.chain(loader_paths) {
+            let Ok(resolved) = resolve::resolve(pid, root, None, path.as_bytes(), false) else { continue };
+            let key = resolved.key;
+            let entry = found.entry((key.dev, key.ino)).or_insert_with(|| Found {
+                names: Vec::new(),
+                file: resolved.file,
+                key,
+                links: resolved.links,
+            });
+            if !entry.names.contains(&name) {
+                entry.names.push(name);
             }
         }
         for (inode, file) in found {
@@ -120,6 +139,25 @@ impl Identities {
         }
         self.verdicts.insert(key, verdict.clone());
         verdict
+    }
+
+    /// The interpreter line of an executed file (see `program`), read once per file.
+    pub fn interpreter_line(&mut self, file: &Resolved) -> Option<Interpreter> {
+        if let Some(line) = self.interpreter_lines.get(&file.key) {
+            return line.clone();
+        }
+        let line = match program::header(file.file.as_fd()) {
+            Ok(header) => program::interpreter_line(&header),
+            Err(error) => {
+                tracing::debug!(%error, path = %file.path, "cannot read the file's first bytes");
+                None
+            }
+        };
+        if self.interpreter_lines.len() >= MAX_VERDICTS {
+            self.interpreter_lines.clear();
+        }
+        self.interpreter_lines.insert(file.key, line.clone());
+        line
     }
 
     fn same_content(&mut self, file: BorrowedFd<'_>, size: i64) -> Option<Box<str>> {

@@ -20,14 +20,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use execguard_policy::event::{Ancestor, Parent, User};
-use execguard_policy::name::{loaded_program, tool_name};
+use execguard_policy::name::{basename, is_dynamic_loader, loaded_program, tool_name};
 use execguard_policy::{Action, DecisionRecord, ExecEvent, Needs, Policy, ProcessView};
 
 use crate::supervisor::identity::Identities;
 use crate::supervisor::memory::{self, Bounds, Unreadable};
 use crate::supervisor::procfs;
+use crate::supervisor::program;
 use crate::supervisor::resolve::{self, ProcessRoot, Resolved};
-use crate::supervisor::seccomp::{Notification, NotifyFd};
+use crate::supervisor::seccomp::{ExecArgs, Notification, NotifyFd};
 use crate::supervisor::{lock, Config, FailAction};
 
 /// PATH_MAX: the kernel refuses a longer path itself.
@@ -207,39 +208,67 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
     };
     let resolved = process_root
         .and_then(|root| resolve::resolve(pid, root, exec.dirfd, &path, exec.empty_path).map(|found| (root, found)));
-    match resolved {
-        Ok((process_root, resolved)) => {
-            event.process.executable = resolved.path.clone();
-            // `ld.so PROGRAM`: what runs is PROGRAM, so the file facts are its own.
-            let program = loaded_program(&resolved.path, &event.process.args)
-                .and_then(|index| argv.args.get(index))
-                .and_then(|program| resolve::resolve(pid, process_root, None, program, false).ok());
-            let resolved = program.unwrap_or(resolved);
-            let file = &mut event.execguard.file;
-            file.fileless = Some(resolved.fileless);
-            let mut identities = lock(identities);
-            identities.learn(pid, process_root, policy.tool_names());
-            file.identity = identities.identify(resolved.file.as_fd(), resolved.key).map(String::from);
-            drop(identities);
-            let in_writable_dir = WRITABLE_DIRS.iter().any(|dir| resolved.path.starts_with(dir));
-            file.writable_location =
-                Some(in_writable_dir || on_writable_memory_fs(&resolved, source.mounts_not_in_memory));
-            file.in_image = scope.upper_dir.as_ref().map(|upper| {
-                let in_upper = upper.join(resolved.path.trim_start_matches('/')).symlink_metadata().is_ok();
-                !(resolved.fileless || in_upper)
-            });
-        }
-        Err(error) if matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
-            return Inspected::Missing;
-        }
+    let (process_root, resolved) = match resolved {
+        Ok(found) => found,
+        Err(error) if matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => return Inspected::Missing,
         // Anything else (EACCES, ELOOP, a process gone mid-walk): what will run is unknown,
         // and a decision on the path's text would be a decision on something else.
         Err(error) => {
             return undecidable(event, config.fail_action, &format!("cannot establish which file runs: {error}"))
         }
+    };
+    let mut identities = lock(identities);
+    identities.learn(pid, process_root, policy.tool_names());
+    // Interpreter lines, followed as the kernel follows them within this execve.
+    let filename = program::kernel_filename(&path, exec.dirfd, exec.empty_path);
+    let followed =
+        program::follow(pid, process_root, resolved, filename, argv.args, |file, _| identities.interpreter_line(file));
+    let program = match followed {
+        Ok(program) => program,
+        // An interpreter that does not exist: the kernel fails the exec by itself.
+        Err(error) if matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => return Inspected::Missing,
+        Err(error) => {
+            drop(identities);
+            return undecidable(
+                event,
+                config.fail_action,
+                &format!("cannot establish which interpreter runs: {error}"),
+            );
+        }
+    };
+    event.process.executable = program.file.path.clone();
+    event.process.args = lossy_all(&program.argv);
+    event.execguard.scripts = program.scripts.iter().map(|script| script.path.clone()).collect();
+    let mut identity = identities.identify(program.file.file.as_fd(), program.file.key);
+    // `ld.so PROGRAM`: what runs is PROGRAM, so the file facts are its own, unless the
+    // loader only lists the program's libraries (`ldd`), which runs nothing of it.
+    let loader = identity.as_deref().unwrap_or_else(|| basename(&program.file.path)).to_string();
+    let mut files = vec![program.file];
+    files.extend(program.scripts);
+    if is_dynamic_loader(&loader) {
+        let lists_only =
+            loader_lists_only(pid, &exec, files.first().map_or("", |f| f.path.as_str()), &program.argv, limits);
+        event.execguard.loader_lists_only = lists_only;
+        let loaded = loaded_program(&loader, &event.process.args)
+            .filter(|_| !lists_only)
+            .and_then(|index| program.argv.get(index))
+            .and_then(|path| resolve::resolve(pid, process_root, None, path, false).ok());
+        if let Some(loaded) = loaded {
+            identity = identities.identify(loaded.file.as_fd(), loaded.key);
+            files[0] = loaded;
+        }
     }
-    let identity = event.execguard.file.identity.as_deref();
-    event.process.name = Some(tool_name(&event.process.executable, identity, &event.process.args).to_string());
+    drop(identities);
+    let file = &mut event.execguard.file;
+    file.identity = identity.map(String::from);
+    file.fileless = Some(files.iter().any(|f| f.fileless));
+    file.writable_location = Some(files.iter().any(|f| {
+        WRITABLE_DIRS.iter().any(|dir| f.path.starts_with(dir)) || on_writable_memory_fs(f, source.mounts_not_in_memory)
+    }));
+    file.in_image = scope.upper_dir.as_ref().map(|upper| {
+        files.iter().all(|f| !(f.fileless || upper.join(f.path.trim_start_matches('/')).symlink_metadata().is_ok()))
+    });
+    event.process.name = ProcessView::of_event(&event).name().map(String::from);
 
     let needs = policy.needs(&event);
     let mut stat = None;
@@ -300,6 +329,21 @@ fn on_writable_memory_fs(resolved: &Resolved, mounts_not_in_memory: &Mutex<HashS
         }
         Err(_) => false,
     }
+}
+
+/// Whether the dynamic loader is asked to list the program's libraries rather than run
+/// it, as `ldd` asks: glibc's loader with LD_TRACE_LOADED_OBJECTS in the environment
+/// (elf/rtld.c reads it whatever its value), musl's when called as `ldd` (ldso/dynlink.c).
+/// The environment is read only for an exec of the loader.
+fn loader_lists_only(pid: u32, exec: &ExecArgs, loader_path: &str, argv: &[Vec<u8>], limits: &Limits) -> bool {
+    if loader_path.contains("ld-musl") {
+        return argv.first().is_some_and(|arg0| basename(&lossy(arg0)) == "ldd");
+    }
+    let Ok(environment) = memory::read_argv(pid, exec.envp, exec.pointer_width, limits.max_args, limits.max_arg_bytes)
+    else {
+        return false;
+    };
+    environment.args.iter().any(|variable| variable.starts_with(b"LD_TRACE_LOADED_OBJECTS="))
 }
 
 /// An exec whose program cannot be established: the fail action, with the reason.

@@ -214,8 +214,7 @@ pub fn read_exec(
 /// Reads the NULL-terminated pointer array at `argv_addr` and the strings it points to:
 /// at most `max_args` strings and `max_bytes` bytes of them in all (NULs not counted; the
 /// string that crosses the byte bound is cut to fit). A null `argv_addr` is an empty argv:
-/// Linux accepts execve with argv NULL.
-#[cfg(test)]
+/// Linux accepts execve with argv NULL. The environment (envp) has the same shape.
 pub fn read_argv(pid: u32, argv_addr: u64, width: PointerWidth, max_args: usize, max_bytes: usize) -> io::Result<Argv> {
     let bounds = Bounds { max_path: 0, max_args, max_arg_bytes: max_bytes };
     read_argv_after(pid, argv_addr, width, bounds, &[])

@@ -31,6 +31,7 @@ pub mod identity;
 pub mod inspect;
 pub mod memory;
 pub mod procfs;
+pub mod program;
 pub mod resolve;
 pub mod seccomp;
 pub mod walk;
