@@ -684,3 +684,37 @@ fn interpreter_lines_and_loaders_are_decided_as_what_they_run() {
     assert_eq!(copy.expect("the loader copy")["execguard"]["file"]["identity"], "nc");
     assert!(!run.alerts.iter().any(|a| a["execguard"]["loader_lists_only"] == true), "ldd is not reported");
 }
+
+/// A binfmt_misc handler registered for the test (a magic no other file has): the kernel
+/// runs its interpreter for a file that starts with the magic, and so is it decided.
+#[test]
+fn binfmt_misc_interpreters_are_decided_as_what_they_run() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root to register a binfmt_misc handler");
+    let dir = std::path::Path::new("/proc/sys/fs/binfmt_misc");
+    let mounted_here = !dir.join("register").exists();
+    if mounted_here {
+        let status = Command::new("mount").args(["-t", "binfmt_misc", "binfmt_misc"]).arg(dir).status();
+        assert!(status.is_ok_and(|s| s.success()), "cannot mount binfmt_misc");
+    }
+    struct Registered(PathBuf, bool);
+    impl Drop for Registered {
+        fn drop(&mut self) {
+            let _ = std::fs::write(&self.0, "-1");
+            if self.1 {
+                let _ = Command::new("umount").arg("/proc/sys/fs/binfmt_misc").status();
+            }
+        }
+    }
+    let name = format!("execguard-test-{}", std::process::id());
+    std::fs::write(dir.join("register"), format!(":{name}:M::EGBINFMT::{NC}:")).expect("register a handler");
+    let _registered = Registered(dir.join(&name), mounted_here);
+
+    let scratch = Scratch::new();
+    let script = "printf EGBINFMT > m && chmod +x m; ./m -w1 192.0.2.1 9; echo misc=$?";
+    let run = sh("enforce", &scratch, script);
+    assert!(run.stdout().contains("misc=126"), "{}\n{}", run.stdout(), run.stderr());
+    let alert = run.alerts.iter().find(|a| a["process"]["executable"] == NC).expect("an alert for nc");
+    assert_eq!(alert["execguard"]["scripts"], serde_json::json!([scratch.path("m").display().to_string()]));
+    assert_eq!(alert["process"]["args"], serde_json::json!([NC, "./m", "-w1", "192.0.2.1", "9"]), "{alert:#}");
+}

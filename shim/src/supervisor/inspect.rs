@@ -221,8 +221,13 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
     identities.learn(pid, process_root, policy.tool_names());
     // Interpreter lines, followed as the kernel follows them within this execve.
     let filename = program::kernel_filename(&path, exec.dirfd, exec.empty_path);
-    let followed =
-        program::follow(pid, process_root, resolved, filename, argv.args, |file, _| identities.interpreter_line(file));
+    let misc_handlers = program::misc_handlers();
+    let interpreter_of = |file: &Resolved, filename: &[u8]| {
+        let misc = (!misc_handlers.is_empty()).then(|| program::header(file.file.as_fd()).ok()).flatten();
+        misc.and_then(|header| program::misc_interpreter(&misc_handlers, &header, filename))
+            .or_else(|| identities.interpreter_line(file))
+    };
+    let followed = program::follow(pid, process_root, resolved, filename, argv.args, interpreter_of);
     let program = match followed {
         Ok(program) => program,
         // An interpreter that does not exist: the kernel fails the exec by itself.

@@ -19,8 +19,17 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::supervisor::resolve::{self, ProcessRoot, Resolved};
+
+/// Where binfmt_misc shows its handlers (systemd mounts it at boot).
+const BINFMT_MISC: &str = "/proc/sys/fs/binfmt_misc";
+/// How long a reading of the handlers is used before it is read again: registering one
+/// leaves no trace that is cheaper to check than reading them.
+const MISC_HANDLERS_FOR: Duration = Duration::from_secs(1);
 
 /// The kernel's limit on interpreter steps in one execve (fs/exec.c, exec_binprm()).
 const MAX_STEPS: usize = 5;
@@ -103,6 +112,108 @@ pub fn follow(
         argv = next;
     }
     Err(io::Error::from_raw_os_error(libc::ELOOP))
+}
+
+/// A registered binfmt_misc handler (its entry under /proc/sys/fs/binfmt_misc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MiscHandler {
+    matches: MiscMatch,
+    interpreter: Vec<u8>,
+    flags: MiscFlags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum MiscMatch {
+    /// `magic` at `offset`, compared under `mask` (the kernel keeps `magic` masked).
+    Magic { offset: usize, magic: Vec<u8>, mask: Option<Vec<u8>> },
+    /// The text after the filename's last '.'.
+    Extension(Vec<u8>),
+}
+
+/// The enabled handlers, as a recent reading of /proc/sys/fs/binfmt_misc gives them:
+/// none when it is not mounted, or binfmt_misc is disabled.
+pub fn misc_handlers() -> Arc<[MiscHandler]> {
+    static READING: OnceLock<Mutex<(Instant, Arc<[MiscHandler]>)>> = OnceLock::new();
+    let reading = READING.get_or_init(|| Mutex::new((Instant::now(), read_misc_handlers(Path::new(BINFMT_MISC)))));
+    let mut reading = crate::supervisor::lock(reading);
+    if reading.0.elapsed() >= MISC_HANDLERS_FOR {
+        *reading = (Instant::now(), read_misc_handlers(Path::new(BINFMT_MISC)));
+    }
+    reading.1.clone()
+}
+
+fn read_misc_handlers(dir: &Path) -> Arc<[MiscHandler]> {
+    let enabled = std::fs::read(dir.join("status")).is_ok_and(|status| status.starts_with(b"enabled"));
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) if enabled => entries,
+        _ => return Arc::from([]),
+    };
+    let mut handlers: Vec<(std::ffi::OsString, MiscHandler)> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name() != "register" && entry.file_name() != "status")
+        .filter_map(|entry| {
+            let text = std::fs::read(entry.path()).ok()?;
+            parse_misc_handler(&text).map(|handler| (entry.file_name(), handler))
+        })
+        .collect();
+    // The kernel asks the newest first; the entries do not say which that is.
+    handlers.sort_by(|a, b| a.0.cmp(&b.0));
+    handlers.into_iter().map(|(_, handler)| handler).collect()
+}
+
+/// An entry as fs/binfmt_misc.c prints it (bm_entry_read): `enabled`, `interpreter PATH`,
+/// `flags: POCF`, then `offset N`, `magic HEX`, `mask HEX`, or `extension .EXT`. None for a
+/// disabled entry.
+fn parse_misc_handler(text: &[u8]) -> Option<MiscHandler> {
+    let text = std::str::from_utf8(text).ok()?;
+    let mut lines = text.lines();
+    if lines.next()? != "enabled" {
+        return None;
+    }
+    let (mut interpreter, mut flags, mut offset, mut magic, mut mask, mut extension) =
+        (None, MiscFlags { preserve_argv0: false, fixed: false }, 0, None, None, None);
+    let hex = |text: &str| -> Option<Vec<u8>> {
+        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+    };
+    for line in lines {
+        if let Some(path) = line.strip_prefix("interpreter ") {
+            interpreter = Some(path.as_bytes().to_vec());
+        } else if let Some(letters) = line.strip_prefix("flags:") {
+            flags = MiscFlags { preserve_argv0: letters.contains('P'), fixed: letters.contains('F') };
+        } else if let Some(n) = line.strip_prefix("offset ") {
+            offset = n.trim().parse().ok()?;
+        } else if let Some(bytes) = line.strip_prefix("magic ") {
+            magic = Some(hex(bytes.trim())?);
+        } else if let Some(bytes) = line.strip_prefix("mask ") {
+            mask = Some(hex(bytes.trim())?);
+        } else if let Some(ext) = line.strip_prefix("extension .") {
+            extension = Some(ext.as_bytes().to_vec());
+        }
+    }
+    let matches = match (magic, extension) {
+        (Some(magic), _) => MiscMatch::Magic { offset, magic, mask },
+        (None, Some(extension)) => MiscMatch::Extension(extension),
+        (None, None) => return None,
+    };
+    Some(MiscHandler { matches, interpreter: interpreter?, flags })
+}
+
+/// The handler the kernel picks for a file with this header and filename (the first that
+/// matches; fs/binfmt_misc.c check_file()).
+pub fn misc_interpreter(handlers: &[MiscHandler], header: &[u8], filename: &[u8]) -> Option<Interpreter> {
+    let handler = handlers.iter().find(|handler| match &handler.matches {
+        MiscMatch::Magic { offset, magic, mask } => magic.iter().enumerate().all(|(i, &want)| {
+            let byte = header.get(offset + i).copied();
+            let mask = mask.as_ref().and_then(|mask| mask.get(i).copied()).unwrap_or(0xff);
+            byte.is_some_and(|byte| byte & mask == want)
+        }),
+        MiscMatch::Extension(extension) => filename
+            .iter()
+            .rposition(|&b| b == b'.')
+            .and_then(|dot| filename.get(dot + 1..))
+            .is_some_and(|ext| ext == extension.as_slice()),
+    })?;
+    Some(Interpreter { path: handler.interpreter.clone(), argument: None, misc: Some(handler.flags) })
 }
 
 /// The first bytes of a file, as the kernel reads them to choose its format.
@@ -188,6 +299,24 @@ mod tests {
         assert_eq!(line(b"#!   \n"), None);
         assert_eq!(line(b"\x7fELF"), None);
         assert_eq!(line(b"# !/bin/sh\n"), None);
+    }
+
+    #[test]
+    fn binfmt_misc_entries_are_read_and_matched_as_the_kernel_does() {
+        let magic = parse_misc_handler(
+            b"enabled\ninterpreter /usr/bin/qemu-arm\nflags: POCF\noffset 2\nmagic 4507\nmask ff0f\n",
+        )
+        .unwrap();
+        assert_eq!(magic.flags, MiscFlags { preserve_argv0: true, fixed: true });
+        let extension = parse_misc_handler(b"enabled\ninterpreter /usr/bin/wine\nflags: \nextension .exe\n").unwrap();
+        assert_eq!(parse_misc_handler(b"disabled\ninterpreter /x\nflags: \nextension .x\n"), None);
+        let handlers = [magic, extension];
+        let found = |header: &[u8], name: &[u8]| misc_interpreter(&handlers, header, name).map(|i| i.path);
+        assert_eq!(found(b"..EG..", b"/tmp/a"), Some(b"/usr/bin/qemu-arm".to_vec()));
+        assert_eq!(found(b"..E\x37", b"/tmp/a"), Some(b"/usr/bin/qemu-arm".to_vec()), "under the mask");
+        assert_eq!(found(b"..EH", b"/tmp/a"), None);
+        assert_eq!(found(b"..", b"/tmp/a.exe"), Some(b"/usr/bin/wine".to_vec()));
+        assert_eq!(found(b"..", b"/tmp/a.exe/b"), None);
     }
 
     #[test]
