@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use crate::destination::{all_hosts, all_loopback, destinations, Destination};
 use crate::event::ExecEvent;
 use crate::name::{basename, invocation, script, Invocation};
-use crate::pattern::{Origin, PatternSet};
+use crate::pattern::{Origin, Pattern, PatternSet};
 
 /// A flag as getopt sees it: `-e` (possibly inside a cluster such as `-lvp`) or `--exec`.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +84,8 @@ pub struct Needs {
     pub interactive: bool,
     /// `process.working_directory`, to make a relative script path absolute.
     pub working_directory: bool,
+    /// `execguard.writable_lineage`.
+    pub writable_lineage: bool,
 }
 
 impl Needs {
@@ -93,6 +95,7 @@ impl Needs {
             ancestors: self.ancestors || other.ancestors,
             interactive: self.interactive || other.interactive,
             working_directory: self.working_directory || other.working_directory,
+            writable_lineage: self.writable_lineage || other.writable_lineage,
         }
     }
 }
@@ -121,6 +124,7 @@ pub enum Test {
     InImage(bool),
     Fileless(bool),
     ArgsTruncated(bool),
+    WritableLineage(bool),
     ContainerId(PatternSet),
     ContainerName(PatternSet),
     Image(PatternSet),
@@ -136,6 +140,7 @@ impl Test {
         match self {
             Test::Interactive(_) | Test::WritableLocation(_) | Test::InImage(_) | Test::Fileless(_) => 0,
             Test::ArgsTruncated(_) => 0,
+            Test::WritableLineage(_) => 4,
             Test::Name(_) | Test::Identity(_) => 1,
             Test::Executable(_) | Test::ContainerId(_) | Test::ContainerName(_) | Test::Image(_) => 2,
             Test::Namespace(_) | Test::Pod(_) => 2,
@@ -295,6 +300,7 @@ impl Test {
             Test::Parent(_) => Needs { parent: true, ..Needs::default() },
             Test::Ancestor(_) => Needs { parent: true, ancestors: true, ..Needs::default() },
             Test::Interactive(_) => Needs { interactive: true, ..Needs::default() },
+            Test::WritableLineage(_) => Needs { writable_lineage: true, ..Needs::default() },
             // The directory only makes a relative script path absolute: `sh -c CMD` and
             // `sh /abs/script` are decided without it (a readlink of /proc/PID/cwd less).
             Test::Script(_) if process.script_is_relative() => Needs { working_directory: true, ..Needs::default() },
@@ -334,6 +340,20 @@ impl ConditionSet {
             Test::Name(set) => Some(set),
             _ => None,
         })
+    }
+
+    /// The name patterns of every set (this one and those inside it) that also tests
+    /// `script`: the programs whose first argument the rules read as the script they run.
+    pub fn script_readers(&self, out: &mut Vec<Pattern>) {
+        let tests_script = self.tests.iter().any(|test| matches!(test, Test::Script(_)));
+        for test in &self.tests {
+            match test {
+                Test::Name(set) if tests_script => out.extend(set.patterns().cloned()),
+                Test::AnyOf(sets) => sets.iter().for_each(|set| set.script_readers(out)),
+                Test::Parent(set) | Test::Ancestor(set) => set.script_readers(out),
+                _ => {}
+            }
+        }
     }
 
     /// The literal names that this set's name tests accept, its own and its `any_of`
@@ -388,6 +408,9 @@ impl Test {
             Test::InImage(want) => file.is_some_and(|f| opt_bool(f.in_image, *want)),
             Test::Fileless(want) => file.is_some_and(|f| opt_bool(f.fileless, *want)),
             Test::ArgsTruncated(want) => subject.event.is_some_and(|e| e.execguard.args_truncated == *want),
+            Test::WritableLineage(want) => {
+                subject.event.is_some_and(|e| e.execguard.writable_lineage.is_some() == *want)
+            }
             Test::ContainerId(set) => opt_match(set, container.and_then(|c| c.id.as_deref())),
             Test::ContainerName(set) => opt_match(set, container.and_then(|c| c.name.as_deref())),
             Test::Image(set) => {
@@ -461,6 +484,10 @@ impl Test {
             Test::InImage(want) => format!("file in the image: {want}"),
             Test::Fileless(want) => format!("fileless: {want}"),
             Test::ArgsTruncated(want) => format!("argument list cut at the inspection limit: {want}"),
+            Test::WritableLineage(_) => match event.and_then(|e| e.execguard.writable_lineage.as_deref()) {
+                Some(why) => format!("started from a writable location: {why}"),
+                None => "not started from a writable location".into(),
+            },
             Test::ContainerId(_) => "container id matches".into(),
             Test::ContainerName(_) => "container name matches".into(),
             Test::Image(_) => "image matches".into(),

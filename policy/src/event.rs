@@ -134,6 +134,11 @@ pub struct Facts {
     /// the program that runs them, `process.args` the argv it gets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scripts: Vec<String>,
+    /// Set when a process of this one's lineage (itself before this exec, its parent, and
+    /// up to the container's init, at any depth) ran a program or script from a writable
+    /// location: which, and which process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writable_lineage: Option<String>,
     /// The dynamic loader was asked to list the program's libraries (`ldd`:
     /// LD_TRACE_LOADED_OBJECTS, or musl's loader called as ldd), not to run it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -168,6 +173,7 @@ impl Facts {
             && self.file.is_empty()
             && !self.args_truncated
             && self.scripts.is_empty()
+            && self.writable_lineage.is_none()
             && !self.loader_lists_only
     }
 }

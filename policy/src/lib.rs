@@ -35,6 +35,7 @@ pub use condition::{Needs, ProcessView};
 pub use event::ExecEvent;
 use index::NameIndex;
 pub use load::{PolicyError, PolicyErrors};
+use pattern::PatternSet;
 
 /// The default policy, embedded so that a shim without a policy file still protects.
 pub const DEFAULT_POLICY: &str = include_str!("../../config/policy.toml");
@@ -113,6 +114,7 @@ pub struct Policy {
     index: NameIndex,
     exceptions: Vec<Exception>,
     tool_names: Arc<[Box<str>]>,
+    script_readers: PatternSet,
 }
 
 /// Why nothing matched although a rule's conditions held.
@@ -165,6 +167,9 @@ impl Policy {
         compiled.rules.iter().for_each(|rule| rule.when.literal_names(&mut names));
         names.extend(["busybox", "toybox"]);
         let tool_names = names.into_iter().map(Box::from).collect();
+        let mut readers = Vec::new();
+        compiled.rules.iter().for_each(|rule| rule.when.script_readers(&mut readers));
+        let script_readers = PatternSet::new(readers);
         Ok(Policy {
             mode: compiled.mode,
             rules: compiled.rules,
@@ -172,6 +177,7 @@ impl Policy {
             index,
             exceptions: compiled.exceptions,
             tool_names,
+            script_readers,
         })
     }
 
@@ -207,6 +213,13 @@ impl Policy {
     /// brings other names.
     pub fn tool_names(&self) -> &Arc<[Box<str>]> {
         &self.tool_names
+    }
+
+    /// Whether the rules read this program's first argument as the script it runs (`sh
+    /// /tmp/x.sh`): the programs named next to a `script` condition. The supervisor carries
+    /// a script's writable location down the lineage for them.
+    pub fn reads_script(&self, name: &str) -> bool {
+        self.script_readers.is_match(name)
     }
 
     pub fn rule_count(&self) -> usize {

@@ -718,3 +718,57 @@ fn binfmt_misc_interpreters_are_decided_as_what_they_run() {
     assert_eq!(alert["execguard"]["scripts"], serde_json::json!([scratch.path("m").display().to_string()]));
     assert_eq!(alert["process"]["args"], serde_json::json!([NC, "./m", "-w1", "192.0.2.1", "9"]), "{alert:#}");
 }
+
+/// "Started by a script in a writable place" holds however the script is named, fed or
+/// sourced, and at any depth: the supervisor carries the fact down the lineage.
+#[test]
+fn a_writable_script_is_found_however_it_is_named_fed_or_sourced_and_at_any_depth() {
+    let scratch = Scratch::new();
+    // A place no rule counts as writable (unless the target dir itself is in one).
+    let elsewhere = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("lineage-{}", std::process::id()));
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let relay = elsewhere.join("relay.sh");
+    let curl = "curl -s --connect-timeout 1 http://192.0.2.1:9/";
+    std::fs::write(
+        &relay,
+        format!("if [ \"$1\" -gt 0 ]; then sh \"$0\" $(($1 - 1)) \"$2\"; else {curl}; echo \"$2=$?\"; fi\n"),
+    )
+    .unwrap();
+    let link = elsewhere.join("link.sh");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(scratch.path("drop.sh"), &link).unwrap();
+    let script = format!(
+        r#"
+        printf '{curl}; echo "${{1:-$label}}=$?"\n' > drop.sh
+        printf 'sh {relay} 25 deep\n' > deep.sh
+        sh /$PWD/drop.sh slashes
+        sh /.$PWD/drop.sh dots
+        sh {link} symlink
+        label=stdin sh < drop.sh
+        sh -c 'label=sourced; . ./drop.sh'
+        sh deep.sh
+        {curl}; echo "clean=$?"
+    "#,
+        relay = relay.display(),
+        link = link.display()
+    );
+    let run = sh("enforce", &scratch, &script);
+    let out = run.stdout();
+    for expected in ["slashes=126", "dots=126", "symlink=126", "stdin=126", "sourced=126", "deep=126"] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}\nstderr:\n{}", run.stderr());
+    }
+    assert!(!out.contains("clean=126"), "curl from the test's own shell is only alerted:\n{out}");
+    let blocks: Vec<&Value> = run.alerts.iter().filter(|a| a["decision"] == "block").collect();
+    // dash tries each PATH entry that has curl (/usr/bin and /bin): one block per try.
+    assert!(blocks.len() >= 6, "{:#?}", run.alerts);
+    for block in blocks {
+        assert_eq!(block["rule"]["id"], "datadog.net_util_in_container.writable_ancestor", "{block:#}");
+        assert!(
+            block["execguard"]["writable_lineage"]
+                .as_str()
+                .is_some_and(|why| why.contains("drop.sh") || why.contains("deep.sh")),
+            "{block:#}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(elsewhere);
+}

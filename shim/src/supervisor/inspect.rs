@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use execguard_policy::event::{Ancestor, Parent, User};
-use execguard_policy::name::{basename, is_dynamic_loader, loaded_program, tool_name};
+use execguard_policy::name::{basename, is_dynamic_loader, loaded_program, script, tool_name};
 use execguard_policy::{Action, DecisionRecord, ExecEvent, Needs, Policy, ProcessView};
 
 use crate::supervisor::identity::Identities;
@@ -143,6 +143,128 @@ impl Lineage {
     }
 }
 
+/// The processes of a filter that run, or were started by, something from a writable
+/// location, recorded at their exec and found again for any descendant at any depth.
+///
+/// A process is recorded when its exec runs a file from a writable location (the
+/// program, or a script the kernel hands to it), or when a program that the rules read a
+/// script for (`sh /tmp/x.sh`, however the path is spelled or linked) gets one from there,
+/// or reads one from there on its stdin (`sh < /tmp/x.sh`). The record stays with the pid
+/// (and its start time) across later execs: `exec nc` in such a script is still started
+/// by it. A shell that sources a file keeps it open while it runs it (dash, busybox ash;
+/// bash reads it whole first), so the open files of the lineage are looked at too.
+#[derive(Debug, Default)]
+pub struct WritableLineage(Mutex<HashMap<u32, (u64, Box<str>)>>);
+
+/// Records kept per filter before the ones of processes that are gone are dropped.
+const MAX_LINEAGE_RECORDS: usize = 4096;
+/// Open files looked at per process of the lineage.
+const MAX_OPEN_FILES: usize = 256;
+
+impl WritableLineage {
+    fn record(&self, pid: u32, origin: String) {
+        let Ok(stat) = procfs::stat(pid) else { return };
+        let mut records = lock(&self.0);
+        if records.len() >= MAX_LINEAGE_RECORDS {
+            records.retain(|&pid, (start, _)| procfs::stat(pid).is_ok_and(|stat| stat.start_time == *start));
+        }
+        records.entry(pid).or_insert((stat.start_time, origin.into()));
+    }
+
+    /// Why `pid` counts as started from a writable location, if it does: itself (as it
+    /// was before this exec), then each process above it up to the lineage's top.
+    fn find(&self, pid: u32, lineage: &Lineage, policy: &Policy) -> Option<String> {
+        let mut current = pid;
+        for _ in 0..=MAX_LINEAGE_RECORDS {
+            let stat = procfs::stat(current).ok()?;
+            let recorded = lock(&self.0).get(&current).filter(|(start, _)| *start == stat.start_time).cloned();
+            if let Some((_, origin)) = recorded {
+                return Some(origin.into());
+            }
+            let program = procfs::exe(current).ok().map(|exe| lossy(exe.as_os_str().as_encoded_bytes()));
+            if program.as_deref().is_some_and(|exe| policy.reads_script(basename(exe))) {
+                if let Some(file) = open_writable_script(current) {
+                    return Some(format!("pid {current} ({}) reads the script {file}", program.unwrap_or_default()));
+                }
+            }
+            if current == lineage.top || !lineage.contains_parent(stat.ppid) {
+                return None;
+            }
+            current = stat.ppid;
+        }
+        None
+    }
+}
+
+/// A regular file in a writable location that `pid` holds open for reading only: a
+/// script being sourced (a log the process writes is no script).
+fn open_writable_script(pid: u32) -> Option<String> {
+    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    entries.filter_map(Result::ok).take(MAX_OPEN_FILES).find_map(|entry| {
+        let target = std::fs::read_link(entry.path()).ok()?;
+        let text = lossy(target.as_os_str().as_encoded_bytes());
+        if !WRITABLE_DIRS.iter().any(|dir| text.starts_with(dir)) || !std::fs::metadata(entry.path()).ok()?.is_file() {
+            return None;
+        }
+        let info =
+            std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", entry.file_name().to_string_lossy())).ok()?;
+        let flags = info.lines().find_map(|line| line.strip_prefix("flags:"))?.trim();
+        let read_only = i32::from_str_radix(flags, 8).is_ok_and(|flags| flags & libc::O_ACCMODE == libc::O_RDONLY);
+        read_only.then_some(text)
+    })
+}
+
+/// What makes this exec's process run something from a writable location, if anything.
+fn writable_origin(
+    event: &ExecEvent,
+    files: &[Resolved],
+    policy: &Policy,
+    pid: u32,
+    root: &ProcessRoot,
+    source: &Source,
+) -> Option<String> {
+    let from_writable = |f: &Resolved| {
+        f.fileless
+            || in_writable_location(f, source)
+            || source.scope.upper_dir.as_ref().is_some_and(|u| !in_image(f, u))
+    };
+    let executable = &event.process.executable;
+    // The program and its scripts: the facts already computed for them.
+    let facts = &event.execguard.file;
+    if facts.fileless == Some(true) || facts.writable_location == Some(true) || facts.in_image == Some(false) {
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        return Some(format!("pid {pid} runs {}, from a writable location", paths.join(", ")));
+    }
+    let name = event.process.name.as_deref()?;
+    if !policy.reads_script(name) {
+        return None;
+    }
+    let args = event.process.args.get(1..).unwrap_or(&[]);
+    let script = match script(args) {
+        Some(path) => resolve::resolve(pid, root, None, path.as_bytes(), false).ok(),
+        // No script and no inline code (`sh < /tmp/x.sh`): the script is on stdin.
+        None if !args.iter().any(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('c')) => {
+            resolve::resolve(pid, root, Some(0), b"", true).ok().filter(stdin_is_file)
+        }
+        None => None,
+    }?;
+    from_writable(&script).then(|| format!("pid {pid} ({executable}) runs the script {}", script.path))
+}
+
+fn stdin_is_file(stdin: &Resolved) -> bool {
+    resolve::fstat(stdin.file.as_fd()).is_ok_and(|st| u32::from(st.stx_mode) & libc::S_IFMT == libc::S_IFREG)
+}
+
+fn in_writable_location(file: &Resolved, source: &Source) -> bool {
+    WRITABLE_DIRS.iter().any(|dir| file.path.starts_with(dir))
+        || on_writable_memory_fs(file, source.mounts_not_in_memory)
+}
+
+/// Whether the file was in the image: it has no entry in the container's writable layer.
+fn in_image(file: &Resolved, upper: &std::path::Path) -> bool {
+    !(file.fileless || upper.join(file.path.trim_start_matches('/')).symlink_metadata().is_ok())
+}
+
 /// The outcome for one notification.
 #[derive(Debug)]
 pub enum Inspected {
@@ -177,11 +299,12 @@ pub struct Source<'a> {
     /// Unique ids of the mounts seen so far whose file system is not a memory one.
     pub mounts_not_in_memory: &'a Mutex<HashSet<u64>>,
     pub identities: &'a Mutex<Identities>,
+    pub writable_lineage: &'a WritableLineage,
 }
 
 /// Inspects and decides one notification.
 pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, config: &Config) -> Inspected {
-    let Source { fd, scope, lineage, identities, .. } = *source;
+    let Source { fd, scope, identities, .. } = *source;
     let limits = &config.limits;
     let pid = notification.pid;
     let exec = notification.exec_args();
@@ -267,21 +390,22 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
     let file = &mut event.execguard.file;
     file.identity = identity.map(String::from);
     file.fileless = Some(files.iter().any(|f| f.fileless));
-    file.writable_location = Some(files.iter().any(|f| {
-        WRITABLE_DIRS.iter().any(|dir| f.path.starts_with(dir)) || on_writable_memory_fs(f, source.mounts_not_in_memory)
-    }));
-    file.in_image = scope.upper_dir.as_ref().map(|upper| {
-        files.iter().all(|f| !(f.fileless || upper.join(f.path.trim_start_matches('/')).symlink_metadata().is_ok()))
-    });
+    file.writable_location = Some(files.iter().any(|f| in_writable_location(f, source)));
+    file.in_image = scope.upper_dir.as_ref().map(|upper| files.iter().all(|f| in_image(f, upper)));
     event.process.name = ProcessView::of_event(&event).name().map(String::from);
+    // Carried down the lineage: this process now runs something from a writable place.
+    if let Some(origin) = writable_origin(&event, &files, policy, pid, process_root, source) {
+        source.writable_lineage.record(pid, origin);
+    }
 
     let needs = policy.needs(&event);
     let mut stat = None;
-    fill(&mut event, needs, lineage, limits, &mut stat);
+    fill(&mut event, needs, source, policy, limits, &mut stat);
     let mut decision = policy.decide(&event);
     if decision.action != Action::Allow {
-        let everything = Needs { parent: true, ancestors: true, interactive: true, working_directory: true };
-        fill(&mut event, everything, lineage, limits, &mut stat);
+        let everything =
+            Needs { parent: true, ancestors: true, interactive: true, working_directory: true, writable_lineage: true };
+        fill(&mut event, everything, source, policy, limits, &mut stat);
         complete_directories(&mut event);
         event.process.user = procfs::uid(pid).ok().map(|uid| User { id: Some(uid.to_string()) });
         decision = policy.decide(&event);
@@ -374,8 +498,19 @@ fn unreadable_exec(pid: u32, scope: &Scope, unreadable: Unreadable) -> Inspected
 /// Reads the facts in `needs` that the event does not have yet. A process that is gone or
 /// unreadable leaves its fields empty: a rule that needs them then does not match.
 /// `stat` keeps the process's /proc/PID/stat between calls for one exec.
-fn fill(event: &mut ExecEvent, needs: Needs, lineage: &Lineage, limits: &Limits, stat: &mut Option<procfs::Stat>) {
+fn fill(
+    event: &mut ExecEvent,
+    needs: Needs,
+    source: &Source,
+    policy: &Policy,
+    limits: &Limits,
+    stat: &mut Option<procfs::Stat>,
+) {
     let Some(pid) = event.process.pid else { return };
+    let lineage = source.lineage;
+    if needs.writable_lineage && event.execguard.writable_lineage.is_none() {
+        event.execguard.writable_lineage = source.writable_lineage.find(pid, lineage, policy);
+    }
     if stat.is_none() && (needs.parent || needs.ancestors || needs.interactive) {
         *stat = procfs::stat(pid).ok();
     }

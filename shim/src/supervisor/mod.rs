@@ -47,7 +47,7 @@ use execguard_policy::{Action, DecisionRecord, ExecEvent, Policy};
 use tokio::sync::mpsc;
 
 use identity::Identities;
-use inspect::{Inspected, Limits, Lineage, RootChanges, Scope, Source};
+use inspect::{Inspected, Limits, Lineage, RootChanges, Scope, Source, WritableLineage};
 use resolve::ProcessRoot;
 use seccomp::{Notification, NotifyFd};
 
@@ -192,6 +192,7 @@ struct Filter {
     filter_root: OnceLock<ProcessRoot>,
     mounts_not_in_memory: Mutex<HashSet<u64>>,
     identities: Mutex<Identities>,
+    writable_lineage: WritableLineage,
 }
 
 impl Supervisor {
@@ -253,6 +254,7 @@ impl Supervisor {
             filter_root: OnceLock::new(),
             mounts_not_in_memory: Mutex::new(HashSet::new()),
             identities: Mutex::new(Identities::default()),
+            writable_lineage: WritableLineage::default(),
         });
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(container = filter.container(), token, "supervising");
@@ -359,6 +361,7 @@ impl Supervisor {
             filter_root: &filter.filter_root,
             mounts_not_in_memory: &filter.mounts_not_in_memory,
             identities: &filter.identities,
+            writable_lineage: &filter.writable_lineage,
         };
         let inspected = inspect::inspect(&source, &notification, &policy, &self.config);
         let claimed = !answered.swap(true, Ordering::AcqRel);
