@@ -772,3 +772,25 @@ fn a_writable_script_is_found_however_it_is_named_fed_or_sourced_and_at_any_dept
     }
     let _ = std::fs::remove_dir_all(elsewhere);
 }
+
+/// The files the supervisor recognises under any name are those of the names the loaded
+/// policy matches: a policy that names a tool of its own has copies of it recognised.
+#[test]
+fn the_tools_recognised_by_file_are_the_ones_the_policy_names() {
+    let scratch = Scratch::new();
+    let policy = scratch.path("policy.toml");
+    std::fs::write(
+        &policy,
+        "mode = \"enforce\"\n[[rules]]\nid = \"t.no_true\"\nname = \"no true\"\ndescription = \"d\"\nseverity = \"low\"\naction = \"block\"\nwhen.name = [\"true\"]\n",
+    )
+    .unwrap();
+    let policy = policy.display().to_string();
+    let run = sh_with(
+        &["--policy", &policy],
+        &scratch,
+        "cp /bin/true ./renamed && ./renamed; echo renamed=$?; ls >/dev/null; echo ls=$?",
+    );
+    let out = run.stdout();
+    assert!(out.contains("renamed=126") && out.contains("ls=0"), "{out}\n{}", run.stderr());
+    assert_eq!(run.alerts.first().map(|a| a["execguard"]["file"]["identity"].clone()), Some("true".into()));
+}

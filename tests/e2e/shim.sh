@@ -65,6 +65,12 @@ check "one alert record per attempt" test "$(count "$records")" -eq 3
 check "records carry the path, args and parent" contains "$records" '"executable":"/usr/bin/nc.openbsd","name":"nc","args":["nc","-w1","192.0.2.1","9"]'
 check "records name the parent shell" contains "$records" '"parent":{"executable":"/bin/dash"'
 check "records are blocks by the policy" contains "$records" '"decision":"block","rule":{"id":"falco.launch_suspicious_network_tool"'
+# The lineage stops at the container: the entrypoint's parent is runc's, not the container's.
+ectr run --rm --runtime io.containerd.execguard.v2 "$E2E_IMAGE" top1 nc -w1 192.0.2.1 9 >/dev/null 2>&1
+records=$(alerts_for top1)
+check "the entrypoint is reported" contains "$records" '"args":["nc","-w1","192.0.2.1","9"]'
+check "with no host process as its parent" lacks "$records" '"parent"'
+
 
 echo "== fileless execution through the container's own procfs, in any spelling"
 # The supervisor has no pid in the container's pid namespace: /proc/self there is the
@@ -230,7 +236,7 @@ check "every execguard shim exited by itself" test -z "$(shims)"
 check "no agent socket is left" test -z "$(ls /run/execguard 2>/dev/null)"
 leftover_sockets() {
   local id
-  for id in enforce1 memfd1 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 configpath1 reload1 broken1; do
+  for id in enforce1 top1 memfd1 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 configpath1 reload1 broken1; do
     for key in "$id" "$id-execguard"; do
       local hash
       hash=$(printf '%s' "$E2E_ADDRESS/$E2E_NAMESPACE/$key" | sha256sum | cut -d' ' -f1)
