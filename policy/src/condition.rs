@@ -204,6 +204,16 @@ impl<'e> ProcessView<'e> {
                 working_directory,
             };
         }
+        if let Some(applet) = event.execguard.applet.as_deref() {
+            let args = p.args.get(1..).unwrap_or(&[]);
+            return ProcessView {
+                executable: Some(&p.executable),
+                identity,
+                name: Some(applet),
+                args,
+                working_directory,
+            };
+        }
         ProcessView::new(Some(&p.executable), None, identity, &p.args, working_directory)
     }
 

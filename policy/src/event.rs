@@ -139,6 +139,10 @@ pub struct Facts {
     /// location: which, and which process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writable_lineage: Option<String>,
+    /// The applet a multi-call binary will run, when the supervisor had to follow argv[0]'s
+    /// symlinks to know it (toybox runs the target's name when argv[0]'s is no applet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applet: Option<String>,
     /// The dynamic loader was asked to list the program's libraries (`ldd`:
     /// LD_TRACE_LOADED_OBJECTS, or musl's loader called as ldd), not to run it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -174,6 +178,7 @@ impl Facts {
             && !self.args_truncated
             && self.scripts.is_empty()
             && self.writable_lineage.is_none()
+            && self.applet.is_none()
             && !self.loader_lists_only
     }
 }

@@ -794,3 +794,27 @@ fn the_tools_recognised_by_file_are_the_ones_the_policy_names() {
     assert!(out.contains("renamed=126") && out.contains("ls=0"), "{out}\n{}", run.stderr());
     assert_eq!(run.alerts.first().map(|a| a["execguard"]["file"]["identity"].clone()), Some("true".into()));
 }
+
+/// toybox as its dispatcher runs it: argv[0]'s name, `toybox APPLET`, and, when argv[0]'s
+/// name is no applet, the names along argv[0]'s symlinks.
+#[test]
+fn toybox_applets_are_decided_as_the_applet_that_runs() {
+    let toybox = "/usr/bin/toybox";
+    assert!(std::path::Path::new(toybox).exists(), "needs Debian's toybox (scripts/test installs it)");
+    let scratch = Scratch::new();
+    let script = format!(
+        r#"
+        mkdir bin && ln -s {toybox} bin/ls && ln -s {toybox} bin/nc && ln -s nc bin/zz
+        bin/ls / >/dev/null; echo ls=$?
+        bin/nc -w1 192.0.2.1 9; echo nc=$?
+        {toybox} nc -w1 192.0.2.1 9; echo toybox-nc=$?
+        bin/zz -w1 192.0.2.1 9; echo link=$?
+    "#
+    );
+    let run = sh("enforce", &scratch, &script);
+    let out = run.stdout();
+    for expected in ["ls=0", "nc=126", "toybox-nc=126", "link=126"] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}\nstderr:\n{}", run.stderr());
+    }
+    assert!(run.alerts.iter().all(|a| a["process"]["name"] == "nc" && a["execguard"]["file"]["identity"] == "toybox"));
+}

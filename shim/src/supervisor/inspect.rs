@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use execguard_policy::event::{Ancestor, Parent, User};
-use execguard_policy::name::{basename, is_dynamic_loader, loaded_program, script, tool_name};
+use execguard_policy::name::{basename, is_dynamic_loader, is_multi_call, loaded_program, script, tool_name};
 use execguard_policy::{Action, DecisionRecord, ExecEvent, Needs, Policy, ProcessView};
 
 use crate::supervisor::identity::Identities;
@@ -392,6 +392,9 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
     file.fileless = Some(files.iter().any(|f| f.fileless));
     file.writable_location = Some(files.iter().any(|f| in_writable_location(f, source)));
     file.in_image = scope.upper_dir.as_ref().map(|upper| files.iter().all(|f| in_image(f, upper)));
+    if event.execguard.file.identity.as_deref() == Some("toybox") {
+        event.execguard.applet = toybox_link_applet(pid, process_root, &event.process.args, policy);
+    }
     event.process.name = ProcessView::of_event(&event).name().map(String::from);
     // Carried down the lineage: this process now runs something from a writable place.
     if let Some(origin) = writable_origin(&event, &files, policy, pid, process_root, source) {
@@ -458,6 +461,33 @@ fn on_writable_memory_fs(resolved: &Resolved, mounts_not_in_memory: &Mutex<HashS
         }
         Err(_) => false,
     }
+}
+
+/// toybox runs argv[0]'s name when it is an applet, and otherwise follows argv[0] as a
+/// symlink (readlink, relative to the working directory) and tries each name on the way
+/// (main.c, toybox_main()). Which names are applets only the binary knows; so when a
+/// name on the chain past argv[0]'s own is a tool the policy names, and argv[0]'s is not,
+/// that tool is taken for what runs (the stricter reading: a symlink named like an
+/// applet that points to nc is then decided as nc).
+fn toybox_link_applet(pid: u32, root: &ProcessRoot, argv: &[String], policy: &Policy) -> Option<String> {
+    let is_tool = |name: &str| policy.tool_names().iter().any(|tool| &**tool == name && !is_multi_call(name));
+    let mut link = argv.first()?.as_bytes().to_vec();
+    if is_tool(basename(&lossy(&link))) || basename(&lossy(&link)).starts_with("toybox") {
+        return None;
+    }
+    for _ in 0..40 {
+        link = resolve::read_link(pid, root, &link).ok()?;
+        let name = lossy(&link);
+        let name = name.trim_end_matches('/');
+        let name = basename(name);
+        if name.starts_with("toybox") {
+            return None;
+        }
+        if is_tool(name) {
+            return Some(name.to_string());
+        }
+    }
+    None
 }
 
 /// Whether the dynamic loader is asked to list the program's libraries rather than run

@@ -158,6 +158,18 @@ pub fn resolve(
     })
 }
 
+/// The text of the symlink that `path` names for `pid` (its last component is not
+/// followed), as readlink(2) would give it to the process.
+pub fn read_link(pid: u32, root: &ProcessRoot, path: &[u8]) -> io::Result<Vec<u8>> {
+    let (directory, name) = match path.iter().rposition(|&b| b == b'/') {
+        Some(0) => (&b"/"[..], &path[1..]),
+        Some(slash) => (&path[..slash], &path[slash + 1..]),
+        None => (&b"."[..], path),
+    };
+    let directory = resolve(pid, root, None, directory, false)?;
+    crate::supervisor::walk::read_link_at(directory.file.as_fd(), name)
+}
+
 /// Resolves an absolute path that has no symlink, "." or ".." on the way: then it is its
 /// own canonical form, and asking the kernel for the file's path (a readlink through
 /// /proc/self/fd, 6-10 us here) can be skipped. The kernel checks the "no symlink" part

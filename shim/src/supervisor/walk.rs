@@ -82,6 +82,12 @@ pub fn walk(tid: u32, root: BorrowedFd<'_>, start: OwnedFd, path: &[u8]) -> io::
     Ok(current)
 }
 
+/// The text of the symlink `name` in `dir`; EINVAL when it is no symlink.
+pub fn read_link_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<u8>> {
+    let link = open_at(dir, name, libc::O_NOFOLLOW)?;
+    read_link(link.as_fd())
+}
+
 fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
     path.split(|&b| b == b'/').filter(|c| !c.is_empty())
 }
