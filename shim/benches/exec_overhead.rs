@@ -234,7 +234,25 @@ impl Mode {
 struct Setup {
     loop_exe: PathBuf,
     execguard: PathBuf,
+    /// The policy monitor and enforce run under (see [`write_policy`]).
+    policy: PathBuf,
     execs: usize,
+}
+
+/// The default policy, and a global exception for what the loop runs. The loop is this
+/// binary, so when the target dir lies in a writable place (/tmp, a home) everything it
+/// runs is "started by a program in a writable directory", and the netcat probe of the
+/// mix would be blocked. With the exception the mix's execs are decided by the same rules
+/// wherever the target dir is, and every one of them is still judged.
+fn write_policy(loop_exe: &Path) -> Result<PathBuf> {
+    let path = env::temp_dir().join(format!("execguard-bench-policy-{}.toml", std::process::id()));
+    let exception = format!(
+        "\n[[exceptions]]\nname = \"the benchmark's loop, wherever the target dir is\"\nwhen.parent.executable = [{:?}]\n",
+        loop_exe.display().to_string()
+    );
+    std::fs::write(&path, format!("{}{exception}", execguard_policy::DEFAULT_POLICY))
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+    Ok(path)
 }
 
 impl Setup {
@@ -262,7 +280,9 @@ fn drive(smoke: bool) -> Result<()> {
         }
         None => "unpinned (EXECGUARD_BENCH_PIN=CPU pins everything to one CPU)".to_string(),
     };
-    let setup = Setup { loop_exe: own_exe()?, execguard: find_execguard()?, execs };
+    let loop_exe = own_exe()?;
+    let policy = write_policy(&loop_exe)?;
+    let setup = Setup { policy, loop_exe, execguard: find_execguard()?, execs };
     println!("exec_overhead: {rounds} rounds x {execs} execs per mode, {pinning}");
     println!("execguard: {}", setup.execguard.display());
     println!("mix, cycled: {}", describe_mix());
@@ -334,6 +354,7 @@ fn drive(smoke: bool) -> Result<()> {
             format!("{} {added:+.1} us ({verdict})", mode.name())
         })
         .collect();
+    let _ = std::fs::remove_file(&setup.policy);
     println!();
     println!("load average at end: {}", load_average());
     println!("target: execguard adds at most {TARGET_OVER_BARE_US} us p50 over bare: {}", verdicts.join(", "));
@@ -356,7 +377,8 @@ fn run_mode(mode: Mode, setup: &Setup) -> Result<Measured> {
         Mode::Bare => run_answered(setup, false),
         Mode::Required => run_answered(setup, true),
         Mode::Monitor | Mode::Enforce => {
-            let args = ["run", "--mode", mode.name(), "--alerts", "/dev/null", "--"];
+            let policy = setup.policy.to_string_lossy();
+            let args = ["run", "--mode", mode.name(), "--policy", &policy, "--alerts", "/dev/null", "--"];
             let child = setup
                 .loop_command(&setup.execguard, &args)
                 .spawn()
