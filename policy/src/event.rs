@@ -139,6 +139,11 @@ pub struct Facts {
     /// location: which, and which process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writable_lineage: Option<String>,
+    /// Set when the socket gate found the process running something else than what its
+    /// exec was approved for (an exec race), or an exec that was never approved: what was
+    /// checked. The event then describes what runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec_race: Option<String>,
     /// The applet a multi-call binary will run, when the supervisor had to follow argv[0]'s
     /// symlinks to know it (toybox runs the target's name when argv[0]'s is no applet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,6 +184,7 @@ impl Facts {
             && self.scripts.is_empty()
             && self.writable_lineage.is_none()
             && self.applet.is_none()
+            && self.exec_race.is_none()
             && !self.loader_lists_only
     }
 }

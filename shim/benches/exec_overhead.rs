@@ -393,7 +393,7 @@ fn run_mode(mode: Mode, setup: &Setup) -> Result<Measured> {
 /// installs the filter between fork and exec and sends the listener over a socket pair.
 fn run_answered(setup: &Setup, required: bool) -> Result<Measured> {
     let mut command = setup.loop_command(&setup.loop_exe, &[]);
-    let filter = ExecFilter::new();
+    let filter = ExecFilter::new(None);
     let set_no_new_privs = !seccomp::holds_cap_sys_admin();
     let (ours, theirs) = UnixStream::pair().map_err(|error| format!("socketpair: {error}"))?;
     // SAFETY: the closure runs in the forked child before exec and makes only

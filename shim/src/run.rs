@@ -14,11 +14,11 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
-use execguard_policy::Policy;
+use execguard_policy::{Mode, Policy};
 
 use crate::alerts;
 use crate::supervisor::inspect::Scope;
-use crate::supervisor::seccomp::{self, ExecFilter, NotifyFd};
+use crate::supervisor::seccomp::{self, ExecFilter, Gate, NotifyFd};
 use crate::supervisor::{Config, PolicySlot, Supervisor};
 
 /// What `execguard run` was asked to do.
@@ -30,23 +30,27 @@ pub struct RunOptions {
     /// Repeats of an alert within this window are not written again (zero: all are).
     pub repeat_window: Duration,
     pub command: Vec<OsString>,
+    /// Let the command use io_uring under the socket gate (which refuses it by default).
+    pub allow_io_uring: bool,
 }
 
 /// Runs the command under the supervisor and returns the exit code to leave with: the
 /// command's, 128 + the signal that killed it, or 126 when its own exec was blocked or
 /// failed (127 when it does not exist), as shells do.
 pub fn run(options: RunOptions) -> io::Result<i32> {
-    let RunOptions { policy, config, alerts, repeat_window, command } = options;
+    let RunOptions { policy, config, alerts, repeat_window, command, allow_io_uring } = options;
     let Some((program, args)) = command.split_first() else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "no command to run"));
     };
     let (sender, writer) = alerts::spawn_writer(alerts, repeat_window)?;
     let supervisor = Supervisor::new(config, sender)?;
+    // Enforce mode also guards the first network socket of what runs (seccomp::Gate).
+    let gate = (policy.mode() == Mode::Enforce).then_some(Gate { io_uring: !allow_io_uring });
     let policy = PolicySlot::new(policy);
 
     let mut child_command = Command::new(program);
     child_command.args(args);
-    let filter = ExecFilter::new();
+    let filter = ExecFilter::new(gate);
     let set_no_new_privs = !seccomp::holds_cap_sys_admin();
     let (ours, theirs) = UnixStream::pair()?;
     // SAFETY: the closure runs in the forked child before exec and only makes
@@ -64,7 +68,7 @@ pub fn run(options: RunOptions) -> io::Result<i32> {
     match seccomp::recv_fd(ours.as_fd()) {
         Ok(listener) => {
             // ExecFilter reports root changes, and the tree has one filter.
-            let scope = Scope { root_changes: Some(Default::default()), ..Scope::default() };
+            let scope = Scope { root_changes: Some(Default::default()), gate: gate.is_some(), ..Scope::default() };
             supervisor.supervise(NotifyFd::from_owned(listener), scope, policy)?;
         }
         // The child failed before installing the filter; spawn() reports why.

@@ -821,3 +821,129 @@ fn toybox_applets_are_decided_as_the_applet_that_runs() {
     }
     assert!(run.alerts.iter().all(|a| a["process"]["name"] == "nc" && a["execguard"]["file"]["identity"] == "toybox"));
 }
+
+/// A listener on loopback that counts the connections it accepts, until dropped.
+struct CountingListener {
+    port: u16,
+    accepted: std::sync::Arc<AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CountingListener {
+    fn new() -> CountingListener {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback listener");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let port = listener.local_addr().expect("its address").port();
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (count, done) = (accepted.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok(_) => drop(count.fetch_add(1, Ordering::Relaxed)),
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+        });
+        CountingListener { port, accepted, stop, thread: Some(thread) }
+    }
+
+    fn accepted(&mut self) -> usize {
+        // Connections that were on their way when the run ended get a moment to arrive.
+        std::thread::sleep(Duration::from_millis(200));
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.accepted.load(Ordering::Relaxed)
+    }
+}
+
+/// Enforce mode's socket gate closes the CONTINUE race: a partner that flips the path (a
+/// thread, or a child sharing the memory), swaps the file (a symlink exchanged by
+/// rename), or flips argv between an allowed and a blocked form
+/// wins at the exec now and then, but what runs is checked again at its first network
+/// socket, from state the kernel owns, and killed. No connection ever reaches the listener.
+#[test]
+fn a_raced_exec_never_reaches_the_network() {
+    let scratch = Scratch::new();
+    let race = compile(&scratch, "exec_race");
+    let policy = scratch.path("policy.toml");
+    std::fs::write(
+        &policy,
+        "mode = \"enforce\"\n[[rules]]\nid = \"t.no_netcat\"\nname = \"no netcat\"\ndescription = \"netcat ran\"\n\
+         severity = \"high\"\naction = \"block\"\nwhen.name = [\"nc\", \"nc.*\"]\n  [[rules.exceptions]]\n  \
+         name = \"help\"\n  when.args_any = [\"-h\"]\n",
+    )
+    .unwrap();
+    let policy = policy.display().to_string();
+    let attempts = "3000";
+    let mut listener = CountingListener::new();
+    let port = listener.port.to_string();
+    let race = race.as_os_str();
+    let runs: [(&str, Vec<&str>); 4] = [
+        ("thread", vec!["thread", attempts, "/bin/true", NC, "nc", "127.0.0.1", &port]),
+        ("swap", vec!["swap", attempts, "/bin/true", NC, "nc", "127.0.0.1", &port]),
+        ("clone-vm", vec!["clone-vm", attempts, "/bin/true", NC, "nc", "127.0.0.1", &port]),
+        ("argv", vec!["argv", attempts, "-h", "-v", NC, "nc", "127.0.0.1", &port]),
+    ];
+    let mut report = Vec::new();
+    for (kind, args) in runs {
+        let mut command = vec![race];
+        command.extend(args.iter().map(OsStr::new));
+        let run = guarded_with(&["--policy", &policy], &scratch, &command, None);
+        assert!(run.stdout().contains(&format!("attempts={attempts}")), "{kind}: {}\n{}", run.stdout(), run.stderr());
+        let won = run.alerts.iter().filter(|a| a["execguard"]["exec_race"].is_string()).count();
+        let blocked_at_exec = run.alerts.iter().filter(|a| !a["execguard"]["exec_race"].is_string()).count();
+        report.push(format!("{kind}: {attempts} attempts, {blocked_at_exec} blocked at the exec, {won} won the exec race and were stopped at their socket"));
+        for alert in run.alerts.iter().filter(|a| a["execguard"]["exec_race"].is_string()) {
+            assert_eq!(alert["decision"], "block", "{alert:#}");
+            assert_eq!(alert["process"]["executable"], NC, "the record says what ran: {alert:#}");
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+    assert_eq!(listener.accepted(), 0, "a raced netcat connected:\n{}", report.join("\n"));
+}
+
+/// The gate leaves ordinary network use alone: a loopback HTTP server and its clients,
+/// a name lookup through glibc, a connection held open.
+#[test]
+fn the_socket_gate_lets_ordinary_servers_and_clients_work() {
+    let scratch = Scratch::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let script = format!(
+        r#"
+        python3 -m http.server --bind 127.0.0.1 {port} >/dev/null 2>&1 &
+        server=$!
+        for i in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:{port}/ && break; sleep 0.1; done
+        curl -s http://127.0.0.1:{port}/ | grep -q 'Directory listing' && echo http=ok
+        curl -s http://127.0.0.1:{port}/ -o /dev/null && echo again=ok
+        getent ahosts localhost >/dev/null && echo lookup=ok
+        python3 -c 'import socket,time; s=socket.create_connection(("127.0.0.1",{port})); time.sleep(1); s.sendall(b"GET / HTTP/1.0\r\n\r\n"); print("held=ok" if s.recv(12).startswith(b"HTTP") else "held=no")'
+        kill $server
+    "#
+    );
+    let run = sh("enforce", &scratch, &script);
+    let out = run.stdout();
+    for expected in ["http=ok", "again=ok", "lookup=ok", "held=ok"] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}\nstderr:\n{}", run.stderr());
+    }
+    assert!(run.alerts.iter().all(|a| a["decision"] != "block"), "{:#?}", run.alerts);
+}
+
+/// io_uring makes sockets without socket(): the gate refuses it, and reports it, unless
+/// the command is let use it.
+#[test]
+fn io_uring_is_refused_under_the_gate_and_allowed_when_configured() {
+    let scratch = Scratch::new();
+    let program = compile(&scratch, "io_uring");
+    let refused = guarded("enforce", &scratch, &[program.as_os_str()], None);
+    assert!(refused.stdout().contains("io_uring=EPERM"), "{}\n{}", refused.stdout(), refused.stderr());
+    assert!(refused.alerts.iter().any(|a| a["reason"].as_str().is_some_and(|r| r.contains("io_uring_setup refused"))));
+    let allowed = guarded_with(&["--mode", "enforce", "--allow-io-uring"], &scratch, &[program.as_os_str()], None);
+    assert!(allowed.stdout().contains("io_uring=ok"), "{}\n{}", allowed.stdout(), allowed.stderr());
+    // Monitor mode has no gate.
+    let monitor = guarded("monitor", &scratch, &[program.as_os_str()], None);
+    assert!(monitor.stdout().contains("io_uring=ok"), "{}", monitor.stdout());
+}

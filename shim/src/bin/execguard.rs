@@ -59,6 +59,11 @@ enum Command {
         /// executable, arguments and parent) only once; 0 writes every one.
         #[arg(long, default_value_t = 3600)]
         repeat_window_secs: u64,
+        /// In enforce mode the first network socket (AF_INET, AF_INET6, AF_PACKET) of each
+        /// process is checked against what the process really runs, and io_uring, which
+        /// makes sockets without socket(), is refused: this lets the command use io_uring.
+        #[arg(long)]
+        allow_io_uring: bool,
         /// The command and its arguments.
         #[arg(required = true, last = true)]
         command: Vec<OsString>,
@@ -229,6 +234,7 @@ fn supervised_run(
     alerts: Option<&Path>,
     config: Config,
     repeat_window: Duration,
+    allow_io_uring: bool,
     command: Vec<OsString>,
 ) -> ExitCode {
     let policy = match policy_in_mode(policy, mode) {
@@ -245,7 +251,7 @@ fn supervised_run(
             }
         },
     };
-    match run(RunOptions { policy, config, alerts, repeat_window, command }) {
+    match run(RunOptions { policy, config, alerts, repeat_window, command, allow_io_uring }) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(error) => {
             eprintln!("execguard: {error}");
@@ -284,11 +290,11 @@ fn main() -> ExitCode {
         Command::Uninstall(InstallCommand::Containerd(args)) => {
             installed(install::uninstall(&args.options(), &mut io::stdout()))
         }
-        Command::Run { policy, mode, alerts, deadline_ms, fail, repeat_window_secs, command } => {
+        Command::Run { policy, mode, alerts, deadline_ms, fail, repeat_window_secs, allow_io_uring, command } => {
             let config =
                 Config { deadline: Duration::from_millis(deadline_ms), fail_action: fail, ..Config::default() };
             let repeat_window = Duration::from_secs(repeat_window_secs);
-            supervised_run(policy.as_deref(), mode, alerts.as_deref(), config, repeat_window, command)
+            supervised_run(policy.as_deref(), mode, alerts.as_deref(), config, repeat_window, allow_io_uring, command)
         }
     }
 }

@@ -154,6 +154,9 @@ fn scope(state: &Value, facts: &ContainerFacts) -> Scope {
         orchestrator,
         upper_dir: facts.upper_dir.clone(),
         root_changes: facts.root_changes.clone(),
+        // The spec patch does not send sockets to the supervisor yet: containers have no
+        // socket gate (THREAT_MODEL.md, gap 1).
+        gate: false,
     }
 }
 

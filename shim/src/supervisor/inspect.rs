@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -26,7 +27,7 @@ use execguard_policy::{Action, DecisionRecord, ExecEvent, Needs, Policy, Process
 use crate::supervisor::identity::Identities;
 use crate::supervisor::memory::{self, Bounds, Unreadable};
 use crate::supervisor::procfs;
-use crate::supervisor::program;
+use crate::supervisor::program::{self, Program};
 use crate::supervisor::resolve::{self, ProcessRoot, Resolved};
 use crate::supervisor::seccomp::{ExecArgs, Notification, NotifyFd};
 use crate::supervisor::{lock, Config, FailAction};
@@ -70,6 +71,9 @@ pub struct Scope {
     /// Present when the filter also notifies every syscall that can change a process's
     /// root (see [`RootChanges`]); shared by every filter of one mount namespace.
     pub root_changes: Option<Arc<RootChanges>>,
+    /// The filter has the socket gate (seccomp::Gate): the supervisor keeps what it
+    /// approved at each exec, to tell an exec race when the process opens a socket.
+    pub gate: bool,
 }
 
 /// Whether any process of a mount namespace has changed roots since its filters were
@@ -265,11 +269,143 @@ fn in_image(file: &Resolved, upper: &std::path::Path) -> bool {
     !(file.fileless || upper.join(file.path.trim_start_matches('/')).symlink_metadata().is_ok())
 }
 
+/// A file as (st_dev, st_ino).
+type FileId = (u64, u64);
+
+/// What the exec gate approved for a process: the file the kernel will map (the program,
+/// or the interpreter of a script, or the loader) and the argv it will get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    path: String,
+    file: FileId,
+    argv: Vec<Vec<u8>>,
+}
+
+impl Checked {
+    fn of(program: &Program) -> Checked {
+        let key = program.file.key;
+        Checked { path: program.file.path.clone(), file: (key.dev, key.ino), argv: program.argv.clone() }
+    }
+}
+
+/// The socket gate's memory, per filter: what each thread's last exec was approved for,
+/// and the threads whose running program was verified since (by start time and file, so
+/// that a reused tid or another exec is verified again).
+#[derive(Debug, Default)]
+pub struct GateState {
+    approved: Mutex<HashMap<u32, Checked>>,
+    /// By tid: its start time and the file it runs.
+    verified: Mutex<HashMap<u32, (u64, FileId)>>,
+}
+
+/// Threads remembered per filter before the gate's memory starts over (a bound: forgetting
+/// only costs a verification).
+const MAX_GATE_RECORDS: usize = 4096;
+
+impl GateState {
+    fn approve(&self, tid: u32, checked: Checked) {
+        let mut approved = lock(&self.approved);
+        if approved.len() >= MAX_GATE_RECORDS {
+            approved.clear();
+        }
+        approved.insert(tid, checked);
+    }
+
+    /// An exec of `tid`: its process will run something else, under the thread-group
+    /// leader's tid once the exec is done (de_thread), whichever thread called it.
+    fn forget(&self, tid: u32) {
+        let mut verified = lock(&self.verified);
+        if verified.is_empty() {
+            return;
+        }
+        verified.remove(&tid);
+        if let Some(&leader) = procfs::namespace_ids(tid).ok().as_ref().and_then(|ids| ids.tgid.first()) {
+            verified.remove(&leader);
+        }
+    }
+
+    fn verify(&self, tid: u32, start_time: u64, file: FileId) {
+        let mut verified = lock(&self.verified);
+        if verified.len() >= MAX_GATE_RECORDS {
+            verified.clear();
+        }
+        verified.insert(tid, (start_time, file));
+    }
+
+    fn is_verified(&self, tid: u32, start_time: u64, file: FileId) -> bool {
+        lock(&self.verified).get(&tid) == Some(&(start_time, file))
+    }
+}
+
+/// A network socket of a process under the gate. What runs is read from state the kernel
+/// owns after the exec, which no racing thread can change: the file behind /proc/TID/exe
+/// and argv from /proc/TID/cmdline (the kernel's copy, in the new image's own memory).
+/// When that is what the exec gate approved, the socket passes, and so do the thread's
+/// later ones. Otherwise (a race won at the exec, or an exec that was let through
+/// undecided) it is decided afresh on what runs; a block refuses the socket, and the
+/// caller kills the process.
+pub fn gate(source: &Source, notification: &Notification, policy: &Policy, config: &Config) -> Inspected {
+    let tid = notification.pid;
+    let running = procfs::stat(tid).and_then(|stat| {
+        std::fs::metadata(format!("/proc/{tid}/exe")).map(|exe| (stat.start_time, (exe.dev(), exe.ino())))
+    });
+    let Ok((start_time, file)) = running else { return Inspected::Withdrawn };
+    if source.gate.is_verified(tid, start_time, file) {
+        return Inspected::Passed;
+    }
+    let mut own_root = None;
+    let process_root = match filter_root_for(source, notification) {
+        Some(shared) => Ok(shared),
+        None => ProcessRoot::of(tid).map(|opened| &*own_root.insert(opened)),
+    };
+    let limits = &config.limits;
+    let read = process_root.and_then(|root| {
+        let exe = resolve::resolve(tid, root, None, b"/proc/self/exe", false)?;
+        Ok((root, exe, procfs::cmdline(tid, limits.max_arg_bytes)?))
+    });
+    if !source.fd.id_valid(notification.id) {
+        return Inspected::Withdrawn;
+    }
+    let (process_root, exe, argv) = match read {
+        Ok(read) => read,
+        Err(error) => {
+            let event = ExecEvent::new(String::new(), Vec::new());
+            return undecidable(event, config.fail_action, &format!("cannot read what the process runs: {error}"));
+        }
+    };
+    let running = Checked { path: exe.path.clone(), file, argv };
+    let approved = lock(&source.gate.approved).get(&tid).cloned();
+    if approved.as_ref().is_some_and(|approved| approved.file == running.file && approved.argv == running.argv) {
+        source.gate.verify(tid, start_time, file);
+        return Inspected::Passed;
+    }
+    let mut event = ExecEvent::new(String::new(), Vec::new());
+    event.process.pid = Some(tid);
+    event.container = source.scope.container.clone();
+    event.orchestrator = source.scope.orchestrator.clone();
+    event.execguard.exec_race = Some(match &approved {
+        Some(checked) => {
+            let args: Vec<String> = lossy_all(&checked.argv);
+            format!("the exec was approved for {} {args:?}; the process runs something else", checked.path)
+        }
+        None => "no exec of this process was approved (it was let through undecided)".to_string(),
+    });
+    let identities = lock(source.identities);
+    let program = Program { file: exe, argv: running.argv.clone(), scripts: Vec::new() };
+    let inspected = judge(source, notification, policy, config, process_root, event, program, None, identities);
+    if !matches!(&inspected, Inspected::Decided { action: Action::Block, .. }) {
+        source.gate.verify(tid, start_time, file);
+    }
+    inspected
+}
+
 /// The outcome for one notification.
 #[derive(Debug)]
 pub enum Inspected {
     /// The notification vanished (signal, exit, pid reuse): there is nothing to answer.
     Withdrawn,
+    /// A socket of a process that runs what its exec was approved for: nothing new.
+    Passed,
     /// The path names no file: the kernel fails the exec with ENOENT by itself. Blocking
     /// it instead would break PATH searches (execvp stops at the first error that is not
     /// ENOENT), so it is let through, undecided.
@@ -300,6 +436,7 @@ pub struct Source<'a> {
     pub mounts_not_in_memory: &'a Mutex<HashSet<u64>>,
     pub identities: &'a Mutex<Identities>,
     pub writable_lineage: &'a WritableLineage,
+    pub gate: &'a GateState,
 }
 
 /// Inspects and decides one notification.
@@ -308,6 +445,8 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
     let limits = &config.limits;
     let pid = notification.pid;
     let exec = notification.exec_args();
+    // A new program: what the gate verified for this thread no longer holds.
+    source.gate.forget(pid);
     let bounds = Bounds { max_path: MAX_PATH, max_args: limits.max_args, max_arg_bytes: limits.max_arg_bytes };
     let read = memory::read_exec(pid, exec.path, exec.argv, exec.pointer_width, bounds);
     // Nothing read is used before this check.
@@ -364,6 +503,29 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
             );
         }
     };
+    let checked = Checked::of(&program);
+    let inspected = judge(source, notification, policy, config, process_root, event, program, Some(&exec), identities);
+    if source.scope.gate && !matches!(&inspected, Inspected::Decided { action: Action::Block, .. }) {
+        source.gate.approve(pid, checked);
+    }
+    inspected
+}
+
+/// Decides `program`, the program the process runs (or will run), with the facts the
+/// rules need. `exec`: the execve's arguments, when it is one.
+#[allow(clippy::too_many_arguments)]
+fn judge(
+    source: &Source,
+    notification: &Notification,
+    policy: &Policy,
+    config: &Config,
+    process_root: &ProcessRoot,
+    mut event: ExecEvent,
+    program: Program,
+    exec: Option<&ExecArgs>,
+    mut identities: std::sync::MutexGuard<'_, Identities>,
+) -> Inspected {
+    let (pid, limits, scope, fd) = (notification.pid, &config.limits, source.scope, source.fd);
     event.process.executable = program.file.path.clone();
     event.process.args = lossy_all(&program.argv);
     event.execguard.scripts = program.scripts.iter().map(|script| script.path.clone()).collect();
@@ -374,8 +536,8 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
     let mut files = vec![program.file];
     files.extend(program.scripts);
     if is_dynamic_loader(&loader) {
-        let lists_only =
-            loader_lists_only(pid, &exec, files.first().map_or("", |f| f.path.as_str()), &program.argv, limits);
+        let loader_path = files.first().map_or("", |f| f.path.as_str());
+        let lists_only = exec.is_some_and(|exec| loader_lists_only(pid, exec, loader_path, &program.argv, limits));
         event.execguard.loader_lists_only = lists_only;
         let loaded = loaded_program(&loader, &event.process.args)
             .filter(|_| !lists_only)

@@ -47,9 +47,9 @@ use execguard_policy::{Action, DecisionRecord, ExecEvent, Policy};
 use tokio::sync::mpsc;
 
 use identity::Identities;
-use inspect::{Inspected, Limits, Lineage, RootChanges, Scope, Source, WritableLineage};
+use inspect::{GateState, Inspected, Limits, Lineage, RootChanges, Scope, Source, WritableLineage};
 use resolve::ProcessRoot;
-use seccomp::{Notification, NotifyFd};
+use seccomp::{Kind, Notification, NotifyFd};
 
 /// What an exec gets when it could not be decided in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +193,7 @@ struct Filter {
     mounts_not_in_memory: Mutex<HashSet<u64>>,
     identities: Mutex<Identities>,
     writable_lineage: WritableLineage,
+    gate: GateState,
 }
 
 impl Supervisor {
@@ -255,6 +256,7 @@ impl Supervisor {
             mounts_not_in_memory: Mutex::new(HashSet::new()),
             identities: Mutex::new(Identities::default()),
             writable_lineage: WritableLineage::default(),
+            gate: GateState::default(),
         });
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(container = filter.container(), token, "supervising");
@@ -281,8 +283,11 @@ impl Supervisor {
         receiver.busy_since.store(u64::try_from(since).unwrap_or(u64::MAX).max(1), Ordering::Relaxed);
         self.received.fetch_add(1, Ordering::Relaxed);
         match filter.fd.recv() {
-            Ok(notification) if !notification.is_exec() => root_change(&filter, &notification),
-            Ok(notification) => self.handle(&filter, notification),
+            Ok(notification) => match notification.kind() {
+                Kind::RootChange => root_change(&filter, &notification),
+                Kind::IoUring => self.refuse_io_uring(&filter, &notification),
+                kind @ (Kind::Exec | Kind::NetworkSocket) => self.handle(&filter, notification, kind),
+            },
             // Withdrawn between epoll and RECV (a signal, an exit): nothing to answer.
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
             Err(error) => {
@@ -341,7 +346,8 @@ impl Supervisor {
         tracing::warn!(busy_for = ?busy_for, "an inspection is stuck (a process may be stalling reads of its memory): a new receiver serves the other execs");
     }
 
-    fn handle(&self, filter: &Filter, notification: Notification) {
+    /// Decides an exec, or a network socket of the gate, and answers it.
+    fn handle(&self, filter: &Filter, notification: Notification, kind: Kind) {
         let container = filter.container();
         let _span = tracing::debug_span!("exec", container, pid = notification.pid, id = notification.id).entered();
         let answered = Arc::new(AtomicBool::new(false));
@@ -362,8 +368,12 @@ impl Supervisor {
             mounts_not_in_memory: &filter.mounts_not_in_memory,
             identities: &filter.identities,
             writable_lineage: &filter.writable_lineage,
+            gate: &filter.gate,
         };
-        let inspected = inspect::inspect(&source, &notification, &policy, &self.config);
+        let inspected = match kind {
+            Kind::NetworkSocket => inspect::gate(&source, &notification, &policy, &self.config),
+            _ => inspect::inspect(&source, &notification, &policy, &self.config),
+        };
         let claimed = !answered.swap(true, Ordering::AcqRel);
         lock(&self.pending).retain(|p| !Arc::ptr_eq(&p.answered, &answered));
         if !claimed {
@@ -372,10 +382,16 @@ impl Supervisor {
         }
         match inspected {
             Inspected::Withdrawn => tracing::debug!("withdrawn during inspection"),
-            Inspected::Missing => {
+            Inspected::Missing | Inspected::Passed => {
                 answer(&filter.fd, notification.id, Action::Allow);
             }
             Inspected::Decided { event, record, action } => {
+                if kind == Kind::NetworkSocket && action == Action::Block {
+                    // What runs was blocked: the process must not go on without its socket
+                    // either (it could try another way, or touch files).
+                    // SAFETY: kill with a pid the kernel gave us; at worst it is gone.
+                    unsafe { libc::kill(notification.pid as libc::pid_t, libc::SIGKILL) };
+                }
                 if answer(&filter.fd, notification.id, action) && action != Action::Allow {
                     self.report(event, record);
                 }
@@ -501,6 +517,24 @@ fn owned_fd(fd: libc::c_int) -> io::Result<OwnedFd> {
 /// them torn, so a poisoned lock is still good.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Supervisor {
+    /// io_uring_setup under a gate that refuses it: io_uring creates sockets without
+    /// socket(), past the gate. Refused with EPERM and reported.
+    fn refuse_io_uring(&self, filter: &Filter, notification: &Notification) {
+        let executable = procfs::exe(notification.pid).map(|p| p.display().to_string()).unwrap_or_default();
+        if answer(&filter.fd, notification.id, Action::Block) {
+            let mut event = ExecEvent::new(executable, Vec::new());
+            event.process.pid = Some(notification.pid);
+            event.container = filter.scope.container.clone();
+            event.orchestrator = filter.scope.orchestrator.clone();
+            let reason = "io_uring_setup refused: io_uring creates sockets that the socket gate cannot see \
+                          (allow it in the node's configuration where a workload needs it)"
+                .to_string();
+            self.report(Box::new(event), Box::new(DecisionRecord { decision: Action::Block, rule: None, reason }));
+        }
+    }
 }
 
 /// A syscall that may change roots (chroot, pivot_root, setns, a new mount namespace):

@@ -62,6 +62,17 @@ const I386_UNSHARE: i32 = 310;
 const I386_CLONE: i32 = 120;
 /// The same number on every x86 ABI (syscalls added since Linux 5.1 are unified).
 const CLONE3: i32 = libc::SYS_clone3 as i32;
+const IO_URING_SETUP: i32 = libc::SYS_io_uring_setup as i32;
+
+// The socket gate (see [`Gate`]): socket(2), whose family is its first argument, and
+// i386's socketcall(2), whose first argument says which socket call it is (its real
+// arguments are in memory, out of a filter's reach).
+const X86_64_SOCKET: i32 = libc::SYS_socket as i32;
+const I386_SOCKET: i32 = 359;
+const I386_SOCKETCALL: i32 = 102;
+const SOCKETCALL_SOCKET: u32 = 1;
+/// The families that reach a network: what every network tool needs.
+const NETWORK_FAMILIES: [u32; 3] = [libc::AF_INET as u32, libc::AF_INET6 as u32, libc::AF_PACKET as u32];
 
 /// Missing from libc (linux/seccomp.h, Linux 6.6): the notifying task blocks right after
 /// waking the supervisor, so the kernel wakes it as a synchronous hand-off (WF_SYNC) and
@@ -70,7 +81,22 @@ const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: libc::c_ulong = 1;
 /// Missing from libc (linux/seccomp.h, Linux 5.19).
 const SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: libc::c_ulong = 1 << 5;
 
-/// One stopped execve or execveat, as the kernel reported it.
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Exec,
+    /// chroot, pivot_root, setns, and unshare or clone with CLONE_NEWNS: they can change
+    /// the root that paths resolve in, for the caller or, with pivot_root, for every
+    /// process of its mount namespace.
+    RootChange,
+    /// A socket of a network family (the [`Gate`]).
+    NetworkSocket,
+    /// io_uring_setup (the [`Gate`], when it refuses io_uring).
+    IoUring,
+}
+
+/// One stopped syscall (an execve or execveat, or another that the filter notifies), as
+/// the kernel reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Notification {
     /// The cookie that every later ioctl about this notification must quote.
@@ -99,10 +125,26 @@ pub struct ExecArgs {
 }
 
 impl Notification {
-    /// Whether the syscall is execve or execveat. Anything else that the filter notifies
-    /// (chroot, pivot_root, setns, and unshare or clone with CLONE_NEWNS) can change the
-    /// root that paths resolve in, for the caller or, with pivot_root, for every process of
-    /// its mount namespace.
+    /// What the notified syscall is.
+    pub fn kind(&self) -> Kind {
+        let nr = self.nr & !X32_SYSCALL_BIT;
+        let socket = match self.arch {
+            AUDIT_ARCH_X86_64 => nr == X86_64_SOCKET,
+            AUDIT_ARCH_I386 => nr == I386_SOCKET || nr == I386_SOCKETCALL,
+            _ => false,
+        };
+        if self.is_exec() {
+            Kind::Exec
+        } else if socket {
+            Kind::NetworkSocket
+        } else if nr == IO_URING_SETUP {
+            Kind::IoUring
+        } else {
+            Kind::RootChange
+        }
+    }
+
+    /// Whether the syscall is execve or execveat.
     pub fn is_exec(&self) -> bool {
         match self.arch {
             AUDIT_ARCH_X86_64 => matches!(self.nr, X86_64_EXECVE | X32_EXECVE | X32_BIT_EXECVE) || self.is_execveat(),
@@ -295,6 +337,8 @@ const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Label {
     I386,
+    Socket,
+    SocketCall,
     NewMountNamespace,
     Notify,
     NoSuchSyscall,
@@ -320,134 +364,160 @@ const fn notify_if(nr: i32) -> Step {
     Step::IfEq(nr as u32, Label::Notify)
 }
 
+/// What enforce mode adds to the filter: a second gate after the exec (THREAT_MODEL.md,
+/// gap 1). An allowed exec is answered CONTINUE, and the kernel then looks up the path and
+/// copies argv again: a racing thread can swap them in between. What a process runs can
+/// be read race-free after the exec, and every network tool needs a network socket, whose
+/// family is a register value: so socket() for AF_INET, AF_INET6 and AF_PACKET (and
+/// i386's socketcall(SOCKET), whose family a filter cannot read) goes to the supervisor,
+/// which checks what really runs. io_uring creates sockets without socket(): it is sent
+/// too, to be refused and reported, unless the node lets workloads use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gate {
+    pub io_uring: bool,
+}
+
 /// The program: execve and execveat of every x86 ABI go to the supervisor, and so does
 /// every syscall that can give a process another root or mount namespace (what the
 /// supervisor relies on to resolve paths in a root it opened once, see
-/// [`Notification::is_exec`]). clone and unshare are notified only with CLONE_NEWNS
+/// [`Notification::kind`]). clone and unshare are notified only with CLONE_NEWNS
 /// (forks are the commonest syscall after exec's own), clone3 is refused with ENOSYS (its
 /// flags sit in memory that a filter cannot read; glibc then falls back to clone, as it
 /// does under Docker's and containerd's default profiles), any other syscall runs, and an
-/// unknown ABI is killed (it could reach execve unseen).
-const STEPS: &[Step] = &[
-    Step::Load(OFFSET_ARCH),
-    Step::IfNe(AUDIT_ARCH_X86_64, Label::I386),
-    Step::Load(OFFSET_NR),
-    notify_if(X86_64_EXECVE),
-    notify_if(X86_64_EXECVEAT),
-    notify_if(X32_EXECVE),
-    notify_if(X32_EXECVEAT),
-    notify_if(X32_BIT_EXECVE),
-    notify_if(X32_BIT_EXECVEAT),
-    notify_if(X86_64_CHROOT),
-    notify_if(X86_64_CHROOT | X32_SYSCALL_BIT),
-    notify_if(X86_64_PIVOT_ROOT),
-    notify_if(X86_64_PIVOT_ROOT | X32_SYSCALL_BIT),
-    notify_if(X86_64_SETNS),
-    notify_if(X86_64_SETNS | X32_SYSCALL_BIT),
-    Step::IfEq(X86_64_UNSHARE as u32, Label::NewMountNamespace),
-    Step::IfEq((X86_64_UNSHARE | X32_SYSCALL_BIT) as u32, Label::NewMountNamespace),
-    Step::IfEq(X86_64_CLONE as u32, Label::NewMountNamespace),
-    Step::IfEq((X86_64_CLONE | X32_SYSCALL_BIT) as u32, Label::NewMountNamespace),
-    Step::IfEq(CLONE3 as u32, Label::NoSuchSyscall),
-    Step::IfEq((CLONE3 | X32_SYSCALL_BIT) as u32, Label::NoSuchSyscall),
-    Step::Return(libc::SECCOMP_RET_ALLOW),
-    Step::Here(Label::I386),
-    Step::IfNe(AUDIT_ARCH_I386, Label::Kill),
-    Step::Load(OFFSET_NR),
-    notify_if(I386_EXECVE),
-    notify_if(I386_EXECVEAT),
-    notify_if(I386_CHROOT),
-    notify_if(I386_PIVOT_ROOT),
-    notify_if(I386_SETNS),
-    Step::IfEq(I386_UNSHARE as u32, Label::NewMountNamespace),
-    Step::IfEq(I386_CLONE as u32, Label::NewMountNamespace),
-    Step::IfEq(CLONE3 as u32, Label::NoSuchSyscall),
-    Step::Return(libc::SECCOMP_RET_ALLOW),
-    Step::Here(Label::Kill),
-    Step::Return(libc::SECCOMP_RET_KILL_PROCESS),
-    // unshare's and clone's flags are their first argument on every x86 ABI (i386's clone
-    // too: CONFIG_CLONE_BACKWARDS).
-    Step::Here(Label::NewMountNamespace),
-    Step::Load(OFFSET_ARG0_LOW),
-    Step::IfAnyBit(libc::CLONE_NEWNS as u32, Label::Notify),
-    Step::Return(libc::SECCOMP_RET_ALLOW),
-    Step::Here(Label::NoSuchSyscall),
-    Step::Return(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
-    Step::Here(Label::Notify),
-    Step::Return(libc::SECCOMP_RET_USER_NOTIF),
-];
-
-const fn instruction_count(steps: &[Step]) -> usize {
-    let (mut count, mut i) = (0, 0);
-    while i < steps.len() {
-        if !matches!(steps[i], Step::Here(_)) {
-            count += 1;
+/// unknown ABI is killed (it could reach execve unseen). With a [`Gate`], network sockets
+/// (and io_uring_setup, when the gate refuses it) are notified too.
+fn steps(gate: Option<Gate>) -> Vec<Step> {
+    let mut steps = vec![
+        Step::Load(OFFSET_ARCH),
+        Step::IfNe(AUDIT_ARCH_X86_64, Label::I386),
+        Step::Load(OFFSET_NR),
+        notify_if(X86_64_EXECVE),
+        notify_if(X86_64_EXECVEAT),
+        notify_if(X32_EXECVE),
+        notify_if(X32_EXECVEAT),
+        notify_if(X32_BIT_EXECVE),
+        notify_if(X32_BIT_EXECVEAT),
+        notify_if(X86_64_CHROOT),
+        notify_if(X86_64_CHROOT | X32_SYSCALL_BIT),
+        notify_if(X86_64_PIVOT_ROOT),
+        notify_if(X86_64_PIVOT_ROOT | X32_SYSCALL_BIT),
+        notify_if(X86_64_SETNS),
+        notify_if(X86_64_SETNS | X32_SYSCALL_BIT),
+        Step::IfEq(X86_64_UNSHARE as u32, Label::NewMountNamespace),
+        Step::IfEq((X86_64_UNSHARE | X32_SYSCALL_BIT) as u32, Label::NewMountNamespace),
+        Step::IfEq(X86_64_CLONE as u32, Label::NewMountNamespace),
+        Step::IfEq((X86_64_CLONE | X32_SYSCALL_BIT) as u32, Label::NewMountNamespace),
+        Step::IfEq(CLONE3 as u32, Label::NoSuchSyscall),
+        Step::IfEq((CLONE3 | X32_SYSCALL_BIT) as u32, Label::NoSuchSyscall),
+    ];
+    if let Some(gate) = gate {
+        steps.push(Step::IfEq(X86_64_SOCKET as u32, Label::Socket));
+        steps.push(Step::IfEq((X86_64_SOCKET | X32_SYSCALL_BIT) as u32, Label::Socket));
+        if gate.io_uring {
+            steps.push(notify_if(IO_URING_SETUP));
+            steps.push(notify_if(IO_URING_SETUP | X32_SYSCALL_BIT));
         }
-        i += 1;
     }
-    count
+    steps.extend([
+        Step::Return(libc::SECCOMP_RET_ALLOW),
+        Step::Here(Label::I386),
+        Step::IfNe(AUDIT_ARCH_I386, Label::Kill),
+        Step::Load(OFFSET_NR),
+        notify_if(I386_EXECVE),
+        notify_if(I386_EXECVEAT),
+        notify_if(I386_CHROOT),
+        notify_if(I386_PIVOT_ROOT),
+        notify_if(I386_SETNS),
+        Step::IfEq(I386_UNSHARE as u32, Label::NewMountNamespace),
+        Step::IfEq(I386_CLONE as u32, Label::NewMountNamespace),
+        Step::IfEq(CLONE3 as u32, Label::NoSuchSyscall),
+    ]);
+    if let Some(gate) = gate {
+        steps.push(Step::IfEq(I386_SOCKET as u32, Label::Socket));
+        steps.push(Step::IfEq(I386_SOCKETCALL as u32, Label::SocketCall));
+        if gate.io_uring {
+            steps.push(notify_if(IO_URING_SETUP));
+        }
+    }
+    steps.extend([
+        Step::Return(libc::SECCOMP_RET_ALLOW),
+        Step::Here(Label::Kill),
+        Step::Return(libc::SECCOMP_RET_KILL_PROCESS),
+        // unshare's and clone's flags are their first argument on every x86 ABI (i386's
+        // clone too: CONFIG_CLONE_BACKWARDS).
+        Step::Here(Label::NewMountNamespace),
+        Step::Load(OFFSET_ARG0_LOW),
+        Step::IfAnyBit(libc::CLONE_NEWNS as u32, Label::Notify),
+        Step::Return(libc::SECCOMP_RET_ALLOW),
+        Step::Here(Label::NoSuchSyscall),
+        Step::Return(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+    ]);
+    if gate.is_some() {
+        steps.push(Step::Here(Label::Socket));
+        steps.push(Step::Load(OFFSET_ARG0_LOW));
+        steps.extend(NETWORK_FAMILIES.map(|family| Step::IfEq(family, Label::Notify)));
+        steps.push(Step::Return(libc::SECCOMP_RET_ALLOW));
+        steps.push(Step::Here(Label::SocketCall));
+        steps.push(Step::Load(OFFSET_ARG0_LOW));
+        steps.push(Step::IfEq(SOCKETCALL_SOCKET, Label::Notify));
+        steps.push(Step::Return(libc::SECCOMP_RET_ALLOW));
+    }
+    steps.push(Step::Here(Label::Notify));
+    steps.push(Step::Return(libc::SECCOMP_RET_USER_NOTIF));
+    steps
 }
 
 /// Where `label` stands, in instructions from the start.
-const fn position(steps: &[Step], label: Label) -> usize {
-    let (mut position, mut i) = (0, 0);
-    while i < steps.len() {
-        match steps[i] {
-            Step::Here(here) if here as u8 == label as u8 => return position,
+fn position(steps: &[Step], label: Label) -> usize {
+    let mut position = 0;
+    for step in steps {
+        match step {
+            Step::Here(here) if *here == label => return position,
             Step::Here(_) => {}
             _ => position += 1,
         }
-        i += 1;
     }
-    panic!("a jump to a label that is nowhere in the program");
+    unreachable!("every label the program jumps to is in it (the seccomp tests assemble both programs)")
 }
 
 /// The offset a jump at `from` takes to reach `label`: BPF jumps only forward, by at most
-/// 255 instructions.
-const fn offset(steps: &[Step], from: usize, label: Label) -> u8 {
+/// 255 instructions (both programs are far shorter; the tests assemble them).
+fn offset(steps: &[Step], from: usize, label: Label) -> u8 {
     let target = position(steps, label);
-    assert!(target > from && target - from - 1 <= u8::MAX as usize, "a jump backwards or too far");
-    (target - from - 1) as u8
+    u8::try_from(target.saturating_sub(from + 1)).unwrap_or(u8::MAX)
 }
 
-/// Assembles the program at compile time: a wrong label fails the build, not a process.
-const fn assemble<const N: usize>(steps: &[Step]) -> [libc::sock_filter; N] {
-    let mut program = [libc::sock_filter { code: 0, jt: 0, jf: 0, k: 0 }; N];
-    let (mut pc, mut i) = (0, 0);
-    while i < steps.len() {
-        let instruction = match steps[i] {
-            Step::Here(_) => None,
-            Step::Load(offset) => Some(libc::sock_filter { code: LD_W_ABS, jt: 0, jf: 0, k: offset }),
-            Step::IfEq(k, to) => Some(libc::sock_filter { code: JEQ_K, jt: offset(steps, pc, to), jf: 0, k }),
-            Step::IfNe(k, to) => Some(libc::sock_filter { code: JEQ_K, jt: 0, jf: offset(steps, pc, to), k }),
-            Step::IfAnyBit(k, to) => Some(libc::sock_filter { code: JSET_K, jt: offset(steps, pc, to), jf: 0, k }),
-            Step::Return(action) => Some(libc::sock_filter { code: RET_K, jt: 0, jf: 0, k: action }),
+/// Assembles the program: jumps by label, so that inserting a step cannot send one astray.
+fn assemble(steps: &[Step]) -> Vec<libc::sock_filter> {
+    let mut program = Vec::with_capacity(steps.len());
+    for step in steps {
+        let pc = program.len();
+        let instruction = match *step {
+            Step::Here(_) => continue,
+            Step::Load(offset) => libc::sock_filter { code: LD_W_ABS, jt: 0, jf: 0, k: offset },
+            Step::IfEq(k, to) => libc::sock_filter { code: JEQ_K, jt: offset(steps, pc, to), jf: 0, k },
+            Step::IfNe(k, to) => libc::sock_filter { code: JEQ_K, jt: 0, jf: offset(steps, pc, to), k },
+            Step::IfAnyBit(k, to) => libc::sock_filter { code: JSET_K, jt: offset(steps, pc, to), jf: 0, k },
+            Step::Return(action) => libc::sock_filter { code: RET_K, jt: 0, jf: 0, k: action },
         };
-        if let Some(instruction) = instruction {
-            program[pc] = instruction;
-            pc += 1;
-        }
-        i += 1;
+        program.push(instruction);
     }
-    assert!(pc == N, "the program's length is its instruction count");
     program
 }
 
-const FILTER_LEN: usize = instruction_count(STEPS);
-const EXEC_FILTER: [libc::sock_filter; FILTER_LEN] = assemble(STEPS);
-
-/// The filter that notifies execve and execveat for every ABI of x86_64, and the syscalls
-/// that change roots (the program is spelled out in this module's `STEPS`).
+/// The filter that notifies execve and execveat for every ABI of x86_64, the syscalls
+/// that change roots, and, with a [`Gate`], network sockets (the program is spelled out in
+/// this module's `steps`).
 ///
 /// Built in the parent before fork: installing it must not allocate (see
 /// [`ExecFilter::install_in_child`]).
 pub struct ExecFilter {
-    program: [libc::sock_filter; FILTER_LEN],
+    program: Vec<libc::sock_filter>,
 }
 
 impl ExecFilter {
-    pub fn new() -> Self {
-        ExecFilter { program: EXEC_FILTER }
+    pub fn new(gate: Option<Gate>) -> Self {
+        ExecFilter { program: assemble(&steps(gate)) }
     }
 
     /// Installs the filter on the calling process and returns the listener (close-on-exec,
@@ -477,7 +547,7 @@ impl ExecFilter {
             }
         }
         let prog = libc::sock_fprog {
-            len: FILTER_LEN as libc::c_ushort,
+            len: self.program.len() as libc::c_ushort,
             // The kernel copies the program and never writes through this pointer.
             filter: self.program.as_ptr().cast_mut(),
         };
@@ -489,7 +559,7 @@ impl ExecFilter {
         let with_killable = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
         let mut rc = -1;
         for flags in [with_killable, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER] {
-            // SAFETY: `prog` points at FILTER_LEN valid instructions that outlive the call;
+            // SAFETY: `prog` points at the program's valid instructions, which outlive the call;
             // the kernel copies them before returning.
             rc = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, flags, &prog) };
             if rc >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
@@ -501,12 +571,6 @@ impl ExecFilter {
         }
         // SAFETY: on success the syscall returns a new fd that nothing else owns.
         Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
-    }
-}
-
-impl Default for ExecFilter {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -725,7 +789,7 @@ mod tests {
     /// `syscall` (which must be async-signal-safe: the test harness is multi-threaded) and
     /// exits with 100 + errno if it returns -1, or 0.
     fn fork_filtered(syscall: impl FnOnce() -> libc::c_long) -> (Child, NotifyFd) {
-        let filter = ExecFilter::new();
+        let filter = ExecFilter::new(None);
         let set_no_new_privs = !holds_cap_sys_admin();
         let (ours, theirs) = socketpair();
         // SAFETY: the child only makes async-signal-safe calls and leaves with _exit.
@@ -930,10 +994,14 @@ mod tests {
 
     /// The program as the kernel runs it, for the cases no real process here can produce.
     fn run_filter(nr: i32, arch: u32, arg0: u64) -> u32 {
+        run_program(&ExecFilter::new(None).program, nr, arch, arg0)
+    }
+
+    fn run_program(program: &[libc::sock_filter], nr: i32, arch: u32, arg0: u64) -> u32 {
         let mut acc = 0;
         let mut pc = 0;
         loop {
-            let ins = EXEC_FILTER[pc];
+            let ins = program[pc];
             match (ins.code, ins.k) {
                 (LD_W_ABS, OFFSET_NR) => acc = nr as u32,
                 (LD_W_ABS, OFFSET_ARCH) => acc = arch,
@@ -1000,6 +1068,52 @@ mod tests {
         for (arch, nr, arg0, expected, why) in rows {
             assert_eq!(run_filter(nr, arch, arg0), expected, "{why}: arch {arch:#x} nr {nr:#x}");
         }
+        for gate in [Gate { io_uring: true }, Gate { io_uring: false }] {
+            let gated = ExecFilter::new(Some(gate)).program;
+            for (arch, nr, arg0, expected, why) in rows {
+                assert_eq!(run_program(&gated, nr, arch, arg0), expected, "gated: {why}");
+            }
+        }
+    }
+
+    /// The gate: network sockets (and io_uring, when refused) reach the supervisor; other
+    /// families, and everything without the gate, stay in the kernel.
+    #[test]
+    fn the_gate_notifies_network_sockets_and_io_uring() {
+        let notify = libc::SECCOMP_RET_USER_NOTIF;
+        let allow = libc::SECCOMP_RET_ALLOW;
+        let (x86_64, i386, x32) = (AUDIT_ARCH_X86_64, AUDIT_ARCH_I386, X32_SYSCALL_BIT);
+        let (inet, inet6, packet, unix, netlink) = (
+            libc::AF_INET as u64,
+            libc::AF_INET6 as u64,
+            libc::AF_PACKET as u64,
+            libc::AF_UNIX as u64,
+            libc::AF_NETLINK as u64,
+        );
+        let rows = [
+            (x86_64, X86_64_SOCKET, inet, notify, notify, "AF_INET"),
+            (x86_64, X86_64_SOCKET, inet6, notify, notify, "AF_INET6"),
+            (x86_64, X86_64_SOCKET, packet, notify, notify, "AF_PACKET"),
+            (x86_64, X86_64_SOCKET | x32, inet, notify, notify, "x32 AF_INET"),
+            (x86_64, X86_64_SOCKET, unix, allow, allow, "AF_UNIX"),
+            (x86_64, X86_64_SOCKET, netlink, allow, allow, "AF_NETLINK"),
+            (x86_64, X86_64_SOCKET, inet | 1 << 32, notify, notify, "the family is an int"),
+            (x86_64, IO_URING_SETUP, 0, notify, allow, "io_uring_setup"),
+            (x86_64, IO_URING_SETUP | x32, 0, notify, allow, "x32 io_uring_setup"),
+            (x86_64, libc::SYS_socketpair as i32, unix, allow, allow, "socketpair"),
+            (i386, I386_SOCKET, inet, notify, notify, "i386 socket"),
+            (i386, I386_SOCKET, unix, allow, allow, "i386 AF_UNIX"),
+            (i386, I386_SOCKETCALL, u64::from(SOCKETCALL_SOCKET), notify, notify, "i386 socketcall(SOCKET)"),
+            (i386, I386_SOCKETCALL, 3, allow, allow, "i386 socketcall(CONNECT)"),
+            (i386, IO_URING_SETUP, 0, notify, allow, "i386 io_uring_setup"),
+        ];
+        let refusing = ExecFilter::new(Some(Gate { io_uring: true })).program;
+        let allowing = ExecFilter::new(Some(Gate { io_uring: false })).program;
+        for (arch, nr, arg0, refused, allowed, why) in rows {
+            assert_eq!(run_program(&refusing, nr, arch, arg0), refused, "{why}");
+            assert_eq!(run_program(&allowing, nr, arch, arg0), allowed, "{why} (io_uring allowed)");
+            assert_eq!(run_filter(nr, arch, arg0), allow, "{why} without the gate");
+        }
     }
 
     /// A fork under the filter: clone3 fails with ENOSYS, which glibc answers with clone.
@@ -1043,7 +1157,7 @@ mod tests {
     fn pre_exec_child_is_supervised_from_another_thread() {
         use std::os::unix::process::CommandExt;
         let (ours, theirs) = socketpair();
-        let filter = ExecFilter::new();
+        let filter = ExecFilter::new(None);
         let set_no_new_privs = !holds_cap_sys_admin();
         let sock = theirs.as_raw_fd();
         let mut command = std::process::Command::new("/bin/sh");
