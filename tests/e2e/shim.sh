@@ -84,6 +84,39 @@ records=$(alerts_for memfd1)
 check "reported as fileless" test "$(printf '%s\n' "$records" | grep -c '"fileless":true')" -eq 4
 check "and as the file nc" test "$(printf '%s\n' "$records" | grep -c '"identity":"nc"')" -eq 4
 
+echo "== the socket gate: a raced exec never reaches the network"
+# A policy that blocks netcat unless it is asked for its help, and a loopback listener that
+# logs every connection it accepts. Each race flips the path (thread, CLONE_VM child), the
+# file (a symlink swap) or argv between the allowed and the blocked form, 3000 times.
+# argv[0] is "true": /bin/true is busybox here, which picks its applet from argv[0].
+cat > "$work/race-policy.toml" <<'TOML'
+mode = "enforce"
+[[rules]]
+id = "t.no_netcat"
+name = "no netcat"
+description = "netcat ran"
+severity = "high"
+action = "block"
+when.name = ["nc", "nc.*"]
+  [[rules.exceptions]]
+  name = "help"
+  when.args_any = ["-h"]
+TOML
+printf 'policy = "%s"\nrepeat_window_secs = 0\n[alerts]\nfile = "%s"\n' "$work/race-policy.toml" "$work/race-alerts.jsonl" > "$work/race.toml"
+race_script='socat -d -d TCP-LISTEN:9999,bind=127.0.0.1,fork,reuseaddr /dev/null 2>/tmp/listener.log &
+  sleep 0.5; cd /tmp
+  exec_race thread 3000 /bin/true /usr/bin/nc.openbsd true 127.0.0.1 9999 2>/dev/null
+  exec_race clone-vm 3000 /bin/true /usr/bin/nc.openbsd true 127.0.0.1 9999 2>/dev/null
+  exec_race swap 3000 /bin/true /usr/bin/nc.openbsd true 127.0.0.1 9999 2>/dev/null
+  exec_race argv 3000 -h -v /usr/bin/nc.openbsd nc 127.0.0.1 9999 2>/dev/null
+  sleep 0.5; echo "connections=$(grep -c "accepting connection" /tmp/listener.log)"'
+out=$(run --runtime-config-path "$work/race.toml" "$E2E_IMAGE" race1 sh -c "$race_script" 2>&1)
+check "12000 racing attempts ran" test "$(printf '%s\n' "$out" | grep -c 'attempts=3000')" -eq 4
+check "and no connection reached the listener" contains "$out" "connections=0"
+won=$(grep -c '"exec_race"' "$work/race-alerts.jsonl" || true)
+echo "     races won at the exec and stopped at their socket: $won"
+check "every race won at the exec was stopped at its socket" test "$(grep '"exec_race"' "$work/race-alerts.jsonl" | grep -vc '"decision":"block"')" -eq 0
+
 echo "== exec sessions"
 # A shell as PID 1 that ends on SIGTERM with its own status (PID 1 gets no default
 # signal handling).
@@ -236,7 +269,7 @@ check "every execguard shim exited by itself" test -z "$(shims)"
 check "no agent socket is left" test -z "$(ls /run/execguard 2>/dev/null)"
 leftover_sockets() {
   local id
-  for id in enforce1 top1 memfd1 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 configpath1 reload1 broken1; do
+  for id in enforce1 top1 memfd1 race1 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 configpath1 reload1 broken1; do
     for key in "$id" "$id-execguard"; do
       local hash
       hash=$(printf '%s' "$E2E_ADDRESS/$E2E_NAMESPACE/$key" | sha256sum | cut -d' ' -f1)

@@ -34,6 +34,8 @@ pub struct ContainerFacts {
     pub upper_dir: Option<PathBuf>,
     /// Shared by every filter of the container when its profile reports root changes.
     pub root_changes: Option<Arc<RootChanges>>,
+    /// The spec sends network sockets to the supervisor (enforce mode's socket gate).
+    pub gate: bool,
 }
 
 /// A listening agent socket. Dropping it stops accepting and removes the socket file;
@@ -154,9 +156,7 @@ fn scope(state: &Value, facts: &ContainerFacts) -> Scope {
         orchestrator,
         upper_dir: facts.upper_dir.clone(),
         root_changes: facts.root_changes.clone(),
-        // The spec patch does not send sockets to the supervisor yet: containers have no
-        // socket gate (THREAT_MODEL.md, gap 1).
-        gate: false,
+        gate: facts.gate,
     }
 }
 
@@ -173,7 +173,7 @@ mod tests {
             "io.kubernetes.cri.container-name": "nginx",
             "io.kubernetes.cri.image-name": "docker.io/library/nginx:1.27"
         }}});
-        let facts = ContainerFacts { id: "abc".into(), image: None, upper_dir: None, root_changes: None };
+        let facts = ContainerFacts { id: "abc".into(), image: None, upper_dir: None, root_changes: None, gate: false };
         let scope = scope(&state, &facts);
         let container = scope.container.unwrap();
         assert_eq!(container.name.as_deref(), Some("nginx"));

@@ -14,6 +14,8 @@
 //! deadline_ms = 2000
 //! fail = "closed"                          # or "open" (allow and alert)
 //! repeat_window_secs = 3600                # write a repeated alert once per window
+//! allow_io_uring = false                   # enforce mode refuses io_uring (it makes
+//!                                          # sockets past the socket gate)
 //!
 //! [alerts]
 //! file = "/var/log/execguard/alerts.jsonl" # JSON lines; also logged by the shim
@@ -138,6 +140,7 @@ pub struct ShimConfig {
     pub deadline_ms: u64,
     pub fail: String,
     pub repeat_window_secs: u64,
+    pub allow_io_uring: bool,
     pub alerts: Alerts,
     pub delegate: Delegate,
 }
@@ -152,6 +155,7 @@ impl Default for ShimConfig {
             deadline_ms: 2000,
             fail: "closed".into(),
             repeat_window_secs: 3600,
+            allow_io_uring: false,
             alerts: Alerts::default(),
             delegate: Delegate::default(),
         }

@@ -13,6 +13,8 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
+use crate::supervisor::seccomp::Gate;
+
 /// The syscalls the supervisor decides.
 const SUPERVISED: [&str; 2] = ["execve", "execveat"];
 /// The syscalls that give a process another root or mount tree whatever their arguments.
@@ -53,6 +55,9 @@ pub struct SpecPatch {
     pub listener_path: String,
     /// Passed back by runc with every connection: names the container.
     pub listener_metadata: String,
+    /// Enforce mode's socket gate (`seccomp::Gate`): network sockets, and io_uring_setup
+    /// unless the node allows it, go to the supervisor too.
+    pub gate: Option<Gate>,
 }
 
 /// Why a spec could not be patched.
@@ -101,7 +106,10 @@ impl SpecPatch {
         let default_action = seccomp.get("defaultAction").and_then(Value::as_str).unwrap_or("").to_string();
         let syscalls = seccomp.entry("syscalls").or_insert_with(|| json!([]));
         let rules = syscalls.as_array_mut().ok_or("`linux.seccomp.syscalls` is not an array")?;
-        supervise_exec(rules, &default_action)?;
+        supervise(rules, &default_action, &SUPERVISED)?;
+        if let Some(gate) = self.gate {
+            add_gate(rules, &default_action, gate)?;
+        }
         let watch = watch_root_changes(rules, &default_action);
         rules.retain(|rule| rule.get("names").and_then(Value::as_array).is_none_or(|names| !names.is_empty()));
         seccomp.insert("listenerPath".into(), Value::String(self.listener_path.clone()));
@@ -126,6 +134,31 @@ impl SpecPatch {
     }
 }
 
+/// The socket gate's rules. With no rule of the profile about socket and a default that
+/// allows it, only the network families are sent (the family is the first argument);
+/// otherwise socket (and i386's socketcall) is sent wherever the profile lets it run, as
+/// exec is, and the supervisor lets the other families through at once.
+fn add_gate(rules: &mut Vec<Value>, default_action: &str, gate: Gate) -> Result<(), String> {
+    let names_socket = rules.iter().any(|rule| {
+        rule.get("names")
+            .and_then(Value::as_array)
+            .is_some_and(|names| names.iter().any(|n| n.as_str() == Some("socket")))
+    });
+    if is_allow(default_action) && !names_socket {
+        for family in [libc::AF_INET, libc::AF_INET6, libc::AF_PACKET] {
+            let args = json!([{"index": 0, "value": family, "op": "SCMP_CMP_EQ"}]);
+            rules.push(json!({"names": ["socket"], "action": "SCMP_ACT_NOTIFY", "args": args}));
+        }
+    } else {
+        supervise(rules, default_action, &["socket"])?;
+    }
+    supervise(rules, default_action, &["socketcall"])?;
+    if gate.io_uring {
+        supervise(rules, default_action, &["io_uring_setup"])?;
+    }
+    Ok(())
+}
+
 /// Sends execve and execveat to the supervisor wherever the profile would let them run,
 /// and nowhere else: a rule that allows them (ALLOW, LOG) becomes a NOTIFY rule with the
 /// same conditions; a rule that denies, kills or traps stays as written; a default action
@@ -135,11 +168,11 @@ impl SpecPatch {
 /// A profile that allows exec by default but refuses it under conditions cannot be
 /// served: an unconditional NOTIFY rule would take the place of those conditions in
 /// libseccomp, so the container is refused rather than its restriction dropped.
-fn supervise_exec(rules: &mut Vec<Value>, default_action: &str) -> Result<(), String> {
+fn supervise(rules: &mut Vec<Value>, default_action: &str, names: &[&'static str]) -> Result<(), String> {
     let conditional = |rule: &Value| rule.get("args").and_then(Value::as_array).is_some_and(|args| !args.is_empty());
     let mut notified = Vec::new();
     let mut added = Vec::new();
-    for name in SUPERVISED {
+    for &name in names {
         let mut decided_by_rule = false;
         let mut denied_under_conditions = false;
         for rule in rules.iter_mut() {
@@ -309,7 +342,7 @@ mod tests {
     use super::*;
 
     fn patch() -> SpecPatch {
-        SpecPatch { listener_path: "/run/execguard/x.sock".into(), listener_metadata: "ctr-1".into() }
+        SpecPatch { listener_path: "/run/execguard/x.sock".into(), listener_metadata: "ctr-1".into(), gate: None }
     }
 
     #[test]
@@ -403,6 +436,40 @@ mod tests {
                 {"names": ["execve"], "action": "SCMP_ACT_NOTIFY"}
             ])
         );
+    }
+
+    /// The gate: network families only, where no rule of the profile is about socket;
+    /// else socket wherever the profile lets it run; io_uring when the gate refuses it.
+    #[test]
+    fn the_gate_sends_network_sockets_and_io_uring_where_the_profile_allows_them() {
+        let gated = SpecPatch { gate: Some(Gate { io_uring: true }), ..patch() };
+        let mut spec = json!({});
+        gated.apply(&mut spec).unwrap();
+        let rules = spec["linux"]["seccomp"]["syscalls"].as_array().unwrap().clone();
+        let family = |f: i32| {
+            json!({"names": ["socket"], "action": "SCMP_ACT_NOTIFY",
+                                       "args": [{"index": 0, "value": f, "op": "SCMP_CMP_EQ"}]})
+        };
+        for f in [libc::AF_INET, libc::AF_INET6, libc::AF_PACKET] {
+            assert!(rules.contains(&family(f)), "{rules:#?}");
+        }
+        let notified = |rules: &[Value], name: &str| {
+            rules
+                .iter()
+                .any(|r| r["action"] == "SCMP_ACT_NOTIFY" && r["names"].as_array().unwrap().iter().any(|n| n == name))
+        };
+        assert!(notified(&rules, "io_uring_setup") && notified(&rules, "socketcall"));
+
+        // containerd's default profile allows socket by a rule: that rule becomes NOTIFY.
+        let mut spec = json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["execve", "socket", "read"], "action": "SCMP_ACT_ALLOW"}]}}});
+        SpecPatch { gate: Some(Gate { io_uring: false }), ..patch() }.apply(&mut spec).unwrap();
+        let rules = spec["linux"]["seccomp"]["syscalls"].as_array().unwrap().clone();
+        assert_eq!(rules[0], json!({"names": ["read"], "action": "SCMP_ACT_ALLOW"}));
+        assert!(notified(&rules, "socket") && !notified(&rules, "io_uring_setup") && !notified(&rules, "socketcall"));
+        assert!(!rules
+            .iter()
+            .any(|r| r["action"] == "SCMP_ACT_ALLOW" && r["names"].as_array().unwrap().iter().any(|n| n == "socket")));
     }
 
     #[test]

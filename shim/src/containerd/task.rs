@@ -22,6 +22,7 @@ use super::delegate::{self, ShimFlags};
 use super::reload::Reloader;
 use super::spec::{self, RootWatch, SpecPatch};
 use crate::alerts;
+use crate::supervisor::seccomp::Gate;
 use crate::supervisor::{self, PolicySlot, Supervisor};
 
 /// Where agent sockets live. Short on purpose: a unix socket path has at most 107 bytes,
@@ -245,7 +246,10 @@ impl ExecguardTask {
         let supervisor = supervision.supervisor.clone();
         let slot = self.policy_slot(&config, &selection, &supervision.reloader)?;
         let path = agent_path(&self.flags.namespace, &req.id);
-        let patch = SpecPatch { listener_path: path.display().to_string(), listener_metadata: req.id.clone() };
+        // Enforce mode also guards each process's first network socket (seccomp::Gate).
+        let enforce = slot.get().mode() == execguard_policy::Mode::Enforce;
+        let gate = enforce.then_some(Gate { io_uring: !config.allow_io_uring });
+        let patch = SpecPatch { listener_path: path.display().to_string(), listener_metadata: req.id.clone(), gate };
         let root_changes = match patch.apply_to_bundle(bundle).map_err(|e| e.to_string())? {
             RootWatch::Reported => Some(Arc::default()),
             RootWatch::NotReported { syscall } => {
@@ -257,7 +261,13 @@ impl ExecguardTask {
                 None
             }
         };
-        let facts = ContainerFacts { id: req.id.clone(), image: None, upper_dir: upper_dir(&req.rootfs), root_changes };
+        let facts = ContainerFacts {
+            id: req.id.clone(),
+            image: None,
+            upper_dir: upper_dir(&req.rootfs),
+            root_changes,
+            gate: gate.is_some(),
+        };
         let agent = Agent::listen(&path, facts, supervisor, slot)
             .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
         let mode = selection.mode.map_or_else(|| "the policy's".to_string(), |m| m.to_string());

@@ -345,6 +345,9 @@ impl GateState {
 /// undecided) it is decided afresh on what runs; a block refuses the socket, and the
 /// caller kills the process.
 pub fn gate(source: &Source, notification: &Notification, policy: &Policy, config: &Config) -> Inspected {
+    if !notification.needs_the_gate() {
+        return Inspected::Passed;
+    }
     let tid = notification.pid;
     let running = procfs::stat(tid).and_then(|stat| {
         std::fs::metadata(format!("/proc/{tid}/exe")).map(|exe| (stat.start_time, (exe.dev(), exe.ino())))

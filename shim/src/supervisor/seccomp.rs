@@ -144,6 +144,18 @@ impl Notification {
         }
     }
 
+    /// Whether a [`Kind::NetworkSocket`] notification is one the gate must check: a socket
+    /// of a network family, or i386's socketcall(SOCKET), whose family is in memory. A
+    /// container profile can send every socket (see the spec patch): the others pass.
+    pub fn needs_the_gate(&self) -> bool {
+        let nr = self.nr & !X32_SYSCALL_BIT;
+        let first = self.args[0] as u32;
+        match self.arch {
+            AUDIT_ARCH_I386 if nr == I386_SOCKETCALL => first == SOCKETCALL_SOCKET,
+            _ => NETWORK_FAMILIES.contains(&first),
+        }
+    }
+
     /// Whether the syscall is execve or execveat.
     pub fn is_exec(&self) -> bool {
         match self.arch {
