@@ -1,6 +1,10 @@
 //! What execguard adds to each exec (issue #3): a benchmark, not a test. It prints numbers
 //! and judges them against the issue's target; it does not fail on them.
 //!
+//! It also prints what enforce mode's socket gate costs per socket() call (a third role,
+//! `--sockets N`, opens and closes N AF_INET sockets and prints the first one's time and
+//! the median of the others, in ns), plain, under monitor (no gate) and under enforce.
+//!
 //! One binary, two roles:
 //! - The loop (`exec_overhead --loop N`) runs N execs one after the other from a realistic
 //!   mix ([`MIX`]: mostly ordinary commands, a few network tools that the default policy
@@ -133,12 +137,13 @@ fn main() -> ExitCode {
     // cargo bench passes `--bench`. Without it, `cargo test --all-targets` is running the
     // bench as a test: a short smoke run then shows that every mode works.
     let smoke = !args.iter().any(|arg| arg == "--bench");
-    let outcome = match args.iter().position(|arg| arg == "--loop") {
-        Some(at) => match args.get(at + 1).map(|count| count.parse()) {
-            Some(Ok(execs)) => run_loop(execs),
-            _ => Err("--loop needs the number of execs".to_string()),
-        },
-        None => drive(smoke),
+    let count_after =
+        |flag: &str| args.iter().position(|arg| arg == flag).map(|at| args.get(at + 1).map(|n| n.parse()));
+    let outcome = match (count_after("--loop"), count_after("--sockets")) {
+        (Some(Some(Ok(execs))), _) => run_loop(execs),
+        (_, Some(Some(Ok(sockets)))) => run_sockets(sockets),
+        (Some(_), _) | (_, Some(_)) => Err("--loop and --sockets need a count".to_string()),
+        (None, None) => drive(smoke),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -354,7 +359,6 @@ fn drive(smoke: bool) -> Result<()> {
             format!("{} {added:+.1} us ({verdict})", mode.name())
         })
         .collect();
-    let _ = std::fs::remove_file(&setup.policy);
     println!();
     println!("load average at end: {}", load_average());
     println!("target: execguard adds at most {TARGET_OVER_BARE_US} us p50 over bare: {}", verdicts.join(", "));
@@ -363,6 +367,67 @@ fn drive(smoke: bool) -> Result<()> {
         stats[Mode::Required as usize].0 - bare.0,
         cpu[Mode::Required as usize] - cpu[Mode::Bare as usize]
     );
+    println!();
+    measure_sockets(&setup, if smoke { 10 } else { 10_000 })?;
+    let _ = std::fs::remove_file(&setup.policy);
+    Ok(())
+}
+
+/// The sockets role: N AF_INET sockets opened and closed; prints the first one's time and
+/// the median of the others, in ns.
+fn run_sockets(count: usize) -> Result<()> {
+    let mut durations = Vec::with_capacity(count);
+    for _ in 0..count.max(2) {
+        let start = Instant::now();
+        // SAFETY: socket() with integer arguments; the fd, if any, is closed at once.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        let elapsed = start.elapsed();
+        if fd < 0 {
+            return Err(format!("socket: {}", io::Error::last_os_error()));
+        }
+        // SAFETY: our own fd.
+        unsafe { libc::close(fd) };
+        durations.push(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+    }
+    let first = durations.remove(0);
+    durations.sort_unstable();
+    println!("{first} {}", percentile(&durations, 50.0));
+    Ok(())
+}
+
+/// The socket gate's cost: the sockets role plain, under monitor (no gate) and enforce.
+fn measure_sockets(setup: &Setup, count: usize) -> Result<()> {
+    let mut results = Vec::new();
+    for mode in [Mode::Plain, Mode::Monitor, Mode::Enforce] {
+        let mut command = if mode == Mode::Plain {
+            Command::new(&setup.loop_exe)
+        } else {
+            let mut command = Command::new(&setup.execguard);
+            let policy = setup.policy.to_string_lossy().into_owned();
+            command.args(["run", "--mode", mode.name(), "--policy", &policy, "--alerts", "/dev/null", "--"]);
+            command.arg(&setup.loop_exe);
+            command
+        };
+        let output = command
+            .args(["--sockets", &count.to_string()])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|error| format!("cannot run the sockets role: {error}"))?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let numbers: Vec<u64> = text.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+        let [first, median] = numbers[..] else {
+            return Err(format!("the sockets role under {} printed {text:?}", mode.name()));
+        };
+        results.push((mode, first, median));
+    }
+    let plain = results[0].2.max(1) as f64;
+    let line: Vec<String> = results
+        .iter()
+        .map(|(mode, first, median)| {
+            format!("{} {median} ns ({:.1}x plain; first {first} ns)", mode.name(), *median as f64 / plain)
+        })
+        .collect();
+    println!("socket(AF_INET) per call, median of {count}: {}", line.join(", "));
     Ok(())
 }
 
