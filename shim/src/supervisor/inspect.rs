@@ -356,16 +356,24 @@ pub fn gate(source: &Source, notification: &Notification, policy: &Policy, confi
     if source.gate.is_verified(tid, start_time, file) {
         return Inspected::Passed;
     }
+    let limits = &config.limits;
+    // The common case first, without resolving anything: the file and argv that the
+    // exec was approved for.
+    let argv = procfs::cmdline(tid, limits.max_arg_bytes);
+    let approved = lock(&source.gate.approved).get(&tid).cloned();
+    if let (Ok(argv), Some(approved)) = (&argv, &approved) {
+        if approved.file == file && &approved.argv == argv && source.fd.id_valid(notification.id) {
+            source.gate.verify(tid, start_time, file);
+            return Inspected::Passed;
+        }
+    }
     let mut own_root = None;
     let process_root = match filter_root_for(source, notification) {
         Some(shared) => Ok(shared),
         None => ProcessRoot::of(tid).map(|opened| &*own_root.insert(opened)),
     };
-    let limits = &config.limits;
-    let read = process_root.and_then(|root| {
-        let exe = resolve::resolve(tid, root, None, b"/proc/self/exe", false)?;
-        Ok((root, exe, procfs::cmdline(tid, limits.max_arg_bytes)?))
-    });
+    let read =
+        process_root.and_then(|root| Ok((root, resolve::resolve(tid, root, None, b"/proc/self/exe", false)?, argv?)));
     if !source.fd.id_valid(notification.id) {
         return Inspected::Withdrawn;
     }
@@ -376,12 +384,6 @@ pub fn gate(source: &Source, notification: &Notification, policy: &Policy, confi
             return undecidable(event, config.fail_action, &format!("cannot read what the process runs: {error}"));
         }
     };
-    let running = Checked { path: exe.path.clone(), file, argv };
-    let approved = lock(&source.gate.approved).get(&tid).cloned();
-    if approved.as_ref().is_some_and(|approved| approved.file == running.file && approved.argv == running.argv) {
-        source.gate.verify(tid, start_time, file);
-        return Inspected::Passed;
-    }
     let mut event = ExecEvent::new(String::new(), Vec::new());
     event.process.pid = Some(tid);
     event.container = source.scope.container.clone();
@@ -394,7 +396,7 @@ pub fn gate(source: &Source, notification: &Notification, policy: &Policy, confi
         None => "no exec of this process was approved (it was let through undecided)".to_string(),
     });
     let identities = lock(source.identities);
-    let program = Program { file: exe, argv: running.argv.clone(), scripts: Vec::new() };
+    let program = Program { file: exe, argv, scripts: Vec::new() };
     let inspected = judge(source, notification, policy, config, process_root, event, program, None, identities);
     if !matches!(&inspected, Inspected::Decided { action: Action::Block, .. }) {
         source.gate.verify(tid, start_time, file);
