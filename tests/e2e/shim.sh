@@ -117,6 +117,19 @@ won=$(grep -c '"exec_race"' "$work/race-alerts.jsonl" || true)
 echo "     races won at the exec and stopped at their socket: $won"
 check "every race won at the exec was stopped at its socket" test "$(grep '"exec_race"' "$work/race-alerts.jsonl" | grep -vc '"decision":"block"')" -eq 0
 
+# Ordinary network use under the gate: a server, a client that resolves localhost through
+# glibc, a connection held open for a second.
+serve_script='socat TCP-LISTEN:9998,bind=127.0.0.1,fork,reuseaddr SYSTEM:"echo hello" &
+  sleep 0.5; socat -u TCP:localhost:9998 - ; (sleep 1; echo x) | socat - TCP:127.0.0.1:9998'
+out=$(run --runtime-config-path "$work/race.toml" "$E2E_IMAGE" serve1 sh -c "$serve_script" 2>&1)
+check "a server and its clients work under the gate" test "$(printf '%s\n' "$out" | grep -c hello)" -eq 2
+out=$(run "$E2E_IMAGE" uring1 io_uring 2>&1)
+check "io_uring is refused under the gate" contains "$out" "io_uring=EPERM"
+check "and reported" contains "$(alerts_for uring1)" "io_uring_setup refused"
+printf 'allow_io_uring = true\n[alerts]\nfile = "%s"\n' "$alerts" > "$work/uring.toml"
+out=$(run --runtime-config-path "$work/uring.toml" "$E2E_IMAGE" uring2 io_uring 2>&1)
+check "and allowed where the node allows it" contains "$out" "io_uring=ok"
+
 echo "== exec sessions"
 # A shell as PID 1 that ends on SIGTERM with its own status (PID 1 gets no default
 # signal handling).
@@ -269,7 +282,7 @@ check "every execguard shim exited by itself" test -z "$(shims)"
 check "no agent socket is left" test -z "$(ls /run/execguard 2>/dev/null)"
 leftover_sockets() {
   local id
-  for id in enforce1 top1 memfd1 race1 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 configpath1 reload1 broken1; do
+  for id in enforce1 top1 memfd1 race1 serve1 uring1 uring2 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 configpath1 reload1 broken1; do
     for key in "$id" "$id-execguard"; do
       local hash
       hash=$(printf '%s' "$E2E_ADDRESS/$E2E_NAMESPACE/$key" | sha256sum | cut -d' ' -f1)
