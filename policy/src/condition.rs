@@ -192,24 +192,19 @@ impl<'e> ProcessView<'e> {
         let p = &event.process;
         let identity = event.execguard.file.identity.as_deref();
         let working_directory = p.working_directory.as_deref();
-        if event.execguard.loader_lists_only {
-            // `ldd`: the loader lists the program's libraries, nothing of it runs.
-            let name = identity.unwrap_or_else(|| basename(&p.executable));
+        // The supervisor knows better than argv: `ldd` (the loader lists the program's
+        // libraries, nothing of it runs), or the applet toybox reaches through argv[0]'s
+        // symlinks.
+        let known_name = match (event.execguard.loader_lists_only, event.execguard.applet.as_deref()) {
+            (true, _) => Some(identity.unwrap_or_else(|| basename(&p.executable))),
+            (false, applet) => applet,
+        };
+        if let Some(name) = known_name {
             let args = p.args.get(1..).unwrap_or(&[]);
             return ProcessView {
                 executable: Some(&p.executable),
                 identity,
                 name: Some(name),
-                args,
-                working_directory,
-            };
-        }
-        if let Some(applet) = event.execguard.applet.as_deref() {
-            let args = p.args.get(1..).unwrap_or(&[]);
-            return ProcessView {
-                executable: Some(&p.executable),
-                identity,
-                name: Some(applet),
                 args,
                 working_directory,
             };

@@ -344,14 +344,7 @@ fn for_each<'a>(name: &str, args: &'a [String], mut visit: impl FnMut(Destinatio
                         || HTTP_REDIRECTING_LONG.contains(&option)
                 }
             };
-            let value = match (takes_value, inline) {
-                (_, Some(value)) => Some(value),
-                (true, None) => {
-                    index += 1;
-                    args.get(index - 1).map(String::as_str)
-                }
-                (false, None) => None,
-            };
+            let value = if takes_value || inline.is_some() { option_value(inline, args, &mut index) } else { None };
             listens |= family == Family::Netcat && option == "listen";
             let proxy = match family {
                 Family::Netcat => NCAT_PROXY_LONG.contains(&option),
@@ -380,13 +373,8 @@ fn for_each<'a>(name: &str, args: &'a [String], mut visit: impl FnMut(Destinatio
             if !takes_value {
                 continue;
             }
-            let rest = arg.get(at + 2..).unwrap_or_default();
-            let value = if rest.is_empty() {
-                index += 1;
-                args.get(index - 1).map(String::as_str)
-            } else {
-                Some(rest)
-            };
+            let rest = arg.get(at + 2..).filter(|rest| !rest.is_empty());
+            let value = option_value(rest, args, &mut index);
             let proxy = match family {
                 Family::Netcat => NETCAT_PROXY_LETTERS.contains(letter),
                 Family::Http => name != "wget" && CURL_PROXY_LETTERS.contains(letter),
@@ -409,6 +397,16 @@ fn for_each<'a>(name: &str, args: &'a [String], mut visit: impl FnMut(Destinatio
         Family::Dns | Family::Http => {}
     }
     Some(())
+}
+
+/// The value of an option that takes one: written in its argument (`--opt=V`, `-oV`), or
+/// else the next argument, which `index` then moves past.
+fn option_value<'a>(inline: Option<&'a str>, args: &'a [String], index: &mut usize) -> Option<&'a str> {
+    inline.or_else(|| {
+        let value = args.get(*index).map(String::as_str);
+        *index += 1;
+        value
+    })
 }
 
 /// One place a tool will connect to.
