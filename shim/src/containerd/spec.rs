@@ -139,12 +139,7 @@ impl SpecPatch {
 /// otherwise socket (and i386's socketcall) is sent wherever the profile lets it run, as
 /// exec is, and the supervisor lets the other families through at once.
 fn add_gate(rules: &mut Vec<Value>, default_action: &str, gate: Gate) -> Result<(), String> {
-    let names_socket = rules.iter().any(|rule| {
-        rule.get("names")
-            .and_then(Value::as_array)
-            .is_some_and(|names| names.iter().any(|n| n.as_str() == Some("socket")))
-    });
-    if is_allow(default_action) && !names_socket {
+    if is_allow(default_action) && !rules.iter().any(|rule| rule_names(rule, "socket")) {
         for family in [libc::AF_INET, libc::AF_INET6, libc::AF_PACKET] {
             let args = json!([{"index": 0, "value": family, "op": "SCMP_CMP_EQ"}]);
             rules.push(json!({"names": ["socket"], "action": "SCMP_ACT_NOTIFY", "args": args}));
@@ -169,15 +164,13 @@ fn add_gate(rules: &mut Vec<Value>, default_action: &str, gate: Gate) -> Result<
 /// served: an unconditional NOTIFY rule would take the place of those conditions in
 /// libseccomp, so the container is refused rather than its restriction dropped.
 fn supervise(rules: &mut Vec<Value>, default_action: &str, names: &[&'static str]) -> Result<(), String> {
-    let conditional = |rule: &Value| rule.get("args").and_then(Value::as_array).is_some_and(|args| !args.is_empty());
     let mut notified = Vec::new();
     let mut added = Vec::new();
     for &name in names {
         let mut decided_by_rule = false;
         let mut denied_under_conditions = false;
         for rule in rules.iter_mut() {
-            let Some(names) = rule.get("names").and_then(Value::as_array) else { continue };
-            if !names.iter().any(|n| n.as_str() == Some(name)) {
+            if !rule_names(rule, name) {
                 continue;
             }
             let action = action(rule).to_string();
@@ -266,6 +259,16 @@ fn remove_names(rules: &mut [Value], names: &[&str]) {
     }
 }
 
+/// Whether the rule names the syscall.
+fn rule_names(rule: &Value, syscall: &str) -> bool {
+    rule.get("names").and_then(Value::as_array).is_some_and(|names| names.iter().any(|n| n.as_str() == Some(syscall)))
+}
+
+/// Whether the rule has argument conditions.
+fn conditional(rule: &Value) -> bool {
+    rule.get("args").and_then(Value::as_array).is_some_and(|args| !args.is_empty())
+}
+
 fn action(rule: &Value) -> &str {
     rule.get("action").and_then(Value::as_str).unwrap_or("")
 }
@@ -284,15 +287,7 @@ fn is_deny(action: &str) -> bool {
 /// What the profile does with `name`; with `only_new_mount_namespace`, what it does with
 /// calls that have CLONE_NEWNS in their first argument.
 fn treatment(rules: &[Value], default_action: &str, name: &str, only_new_mount_namespace: bool) -> Treatment {
-    let naming: Vec<&Value> = rules
-        .iter()
-        .filter(|rule| {
-            rule.get("names")
-                .and_then(Value::as_array)
-                .is_some_and(|names| names.iter().any(|n| n.as_str() == Some(name)))
-        })
-        .collect();
-    let conditional = |rule: &Value| rule.get("args").and_then(Value::as_array).is_some_and(|args| !args.is_empty());
+    let naming: Vec<&Value> = rules.iter().filter(|rule| rule_names(rule, name)).collect();
     if naming.is_empty() {
         return match default_action {
             action if is_deny(action) => Treatment::Denied,

@@ -217,6 +217,13 @@ pub(crate) mod tests {
         }
     }
 
+    /// Fails the test loudly when it cannot run: some tests need root (mounts, namespaces,
+    /// other uids), and CI runs them as root.
+    pub(crate) fn require_root() {
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root: run the suite as root (scripts/test does)");
+    }
+
     pub(crate) fn set_name(name: &CString) {
         // SAFETY: PR_SET_NAME reads a NUL-terminated string (at most 16 bytes are kept).
         unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
@@ -292,11 +299,7 @@ pub(crate) mod tests {
     /// root, but /proc/PID itself keeps the effective uid.
     #[test]
     fn uid_of_a_process_that_dropped_root() {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: needs root to change uid");
-            return;
-        }
+        require_root();
         let dropped = CString::new("dropped").unwrap();
         let child = Forked::new(b"dropped", || {
             // SAFETY: setresuid takes integers.

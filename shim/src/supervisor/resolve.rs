@@ -380,7 +380,7 @@ pub fn mounted_read_only(fd: BorrowedFd<'_>) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::procfs::tests::{set_name, Forked};
+    use crate::supervisor::procfs::tests::{require_root, set_name, Forked};
     use std::ffi::CString;
     use std::io::Write;
     use std::os::unix::fs::{symlink, MetadataExt};
@@ -584,12 +584,6 @@ mod tests {
         assert!(!resolved.fileless);
         let err = resolve_now(me(), None, b"/proc/self/fd/0/x", false).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOTDIR), "fd 0 is no directory, as for the kernel");
-    }
-
-    /// Fails the test loudly when it cannot run: these tests need root (mounts, namespaces).
-    fn require_root() {
-        // SAFETY: geteuid has no preconditions.
-        assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root: run the suite as root (scripts/test does)");
     }
 
     /// A container's view: a process in its own pid namespace, chrooted into a root with
