@@ -526,7 +526,7 @@ _e2e_image_tar() {
   local name=$1 kind=$2 cache key
   cache=${E2E_IMAGE_CACHE:-$(_e2e_repo)/target/e2e}
   key=$({
-    cat "${BASH_SOURCE[0]}" "$(_e2e_repo)"/tests/e2e/programs/*.c "$(_e2e_repo)/shim/tests/programs/exec_race.c" "$(_e2e_repo)/shim/tests/programs/io_uring.c"
+    cat "${BASH_SOURCE[0]}" "$(_e2e_repo)"/tests/e2e/programs/*.c "$(_e2e_repo)/cli/tests/programs/exec_race.c" "$(_e2e_repo)/cli/tests/programs/io_uring.c"
     echo "$name $kind $_E2E_SANDBOX_IMAGE"
     dpkg-query -W busybox-static dash netcat-openbsd nmap socat libc6
   } | sha256sum)
@@ -580,8 +580,8 @@ _e2e_rootfs_tools() {
     gcc -static -O2 -o "$root/usr/bin/$program" "$(_e2e_repo)/tests/e2e/programs/$program.c" || return 1
   done
   # The exec race of the supervisor's tests, for the socket gate in a container.
-  gcc -static -O2 -pthread -o "$root/usr/bin/exec_race" "$(_e2e_repo)/shim/tests/programs/exec_race.c" || return 1
-  gcc -static -O2 -o "$root/usr/bin/io_uring" "$(_e2e_repo)/shim/tests/programs/io_uring.c" || return 1
+  gcc -static -O2 -pthread -o "$root/usr/bin/exec_race" "$(_e2e_repo)/cli/tests/programs/exec_race.c" || return 1
+  gcc -static -O2 -o "$root/usr/bin/io_uring" "$(_e2e_repo)/cli/tests/programs/io_uring.c" || return 1
   cp -a /usr/share/nmap "$root/usr/share/" || return 1
 
   local program lib

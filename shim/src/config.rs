@@ -1,0 +1,423 @@
+//! The shim's configuration, and what it makes of a container's annotations.
+//!
+//! The file is TOML, `/etc/execguard/config.toml` unless containerd passes another path
+//! (the `ConfigPath` runtime option, which wins) or `EXECGUARD_CONFIG` names one. Every key is
+//! optional; a missing default file means the defaults (the embedded policy in its own
+//! mode, fail-closed after 2 s). Unknown keys are errors: a misspelt `mode` must not leave
+//! a cluster in a mode nobody chose.
+//!
+//! ```toml
+//! policy = "/etc/execguard/policy.toml"   # default: the embedded default policy
+//! mode = "monitor"                         # off | monitor | enforce; default: the policy's
+//! policy_dir = "/etc/execguard/policies"   # NAME.toml files for execguard.dev/policy
+//! overrides = "tighten"                    # what pod annotations may do: none | tighten | any
+//! deadline_ms = 2000
+//! fail = "closed"                          # or "open" (allow and alert)
+//! repeat_window_secs = 3600                # write a repeated alert once per window
+//! allow_io_uring = false                   # enforce mode refuses io_uring (it makes
+//!                                          # sockets past the socket gate)
+//!
+//! [alerts]
+//! file = "/var/log/execguard/alerts.jsonl" # JSON lines; also logged by the shim
+//!
+//! [delegate]
+//! binary = "containerd-shim-runc-v2"       # the shim that runs the containers
+//! systemd_cgroup = false                   # runc options for its Create
+//! binary_name = ""                         # runc binary ("" = runc)
+//! root = ""                                # runc state root ("" = default)
+//! ```
+//!
+//! Per pod or container, the annotations `execguard.dev/mode` (off | monitor | enforce)
+//! and `execguard.dev/policy` (a NAME from `policy_dir`) override the file as far as
+//! `overrides` lets them. By default (`tighten`) a pod can only raise its supervision
+//! (monitor to enforce): anyone who can create a pod must not be able to switch execguard
+//! off for it, so lowering the mode or picking another policy needs `overrides = "any"`
+//! in the node's configuration. Every bad or refused value fails the container's Create
+//! with a message that names the file or the annotation.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use execguard_policy::{Mode, Policy, PolicyErrors};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use execguard_supervisor::FailAction;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/execguard/config.toml";
+/// Set by tests and by hand to use another configuration file.
+pub const CONFIG_ENV: &str = "EXECGUARD_CONFIG";
+pub const MODE_ANNOTATION: &str = "execguard.dev/mode";
+pub const POLICY_ANNOTATION: &str = "execguard.dev/policy";
+
+/// The modes a container can be in: the policy's two, or not supervised at all, in order
+/// of supervision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerMode {
+    Off,
+    Monitor,
+    Enforce,
+}
+
+impl std::str::FromStr for ContainerMode {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "off" => Ok(ContainerMode::Off),
+            "monitor" => Ok(ContainerMode::Monitor),
+            "enforce" => Ok(ContainerMode::Enforce),
+            _ => Err(format!("unknown mode {text:?}: use \"off\", \"monitor\" or \"enforce\"")),
+        }
+    }
+}
+
+/// What pod annotations may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overrides {
+    /// Annotations are refused.
+    None,
+    /// The mode annotation may raise supervision, never lower it; no other policy.
+    #[default]
+    Tighten,
+    /// Any mode and any named policy.
+    Any,
+}
+
+impl From<Mode> for ContainerMode {
+    fn from(mode: Mode) -> ContainerMode {
+        match mode {
+            Mode::Monitor => ContainerMode::Monitor,
+            Mode::Enforce => ContainerMode::Enforce,
+        }
+    }
+}
+
+impl std::fmt::Display for ContainerMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ContainerMode::Off => "off",
+            ContainerMode::Monitor => "monitor",
+            ContainerMode::Enforce => "enforce",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alerts {
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Delegate {
+    pub binary: String,
+    pub systemd_cgroup: bool,
+    pub binary_name: String,
+    pub root: String,
+}
+
+impl Default for Delegate {
+    fn default() -> Self {
+        Delegate {
+            binary: "containerd-shim-runc-v2".into(),
+            systemd_cgroup: false,
+            binary_name: String::new(),
+            root: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShimConfig {
+    pub policy: Option<PathBuf>,
+    pub mode: Option<ContainerMode>,
+    pub policy_dir: Option<PathBuf>,
+    pub overrides: Overrides,
+    pub deadline_ms: u64,
+    pub fail: String,
+    pub repeat_window_secs: u64,
+    pub allow_io_uring: bool,
+    pub alerts: Alerts,
+    pub delegate: Delegate,
+}
+
+impl Default for ShimConfig {
+    fn default() -> Self {
+        ShimConfig {
+            policy: None,
+            mode: None,
+            policy_dir: None,
+            overrides: Overrides::Tighten,
+            deadline_ms: 2000,
+            fail: "closed".into(),
+            repeat_window_secs: 3600,
+            allow_io_uring: false,
+            alerts: Alerts::default(),
+            delegate: Delegate::default(),
+        }
+    }
+}
+
+/// A configuration that cannot be used, with the file or annotation it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the execguard configuration: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("{0}")]
+    Policy(PolicyErrors),
+    #[error("annotation {annotation}={value:?}: {message}")]
+    Annotation { annotation: &'static str, value: String, message: String },
+}
+
+impl ShimConfig {
+    /// Reads the configuration: `explicit` (the ConfigPath option, most specific), else
+    /// EXECGUARD_CONFIG, else the default path. The first two must exist; the default may
+    /// be missing.
+    pub fn load(explicit: Option<&Path>) -> Result<(ShimConfig, String), ConfigError> {
+        let from_env = std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let (path, required) = match explicit.map(Path::to_path_buf).or(from_env) {
+            Some(path) => (path, true),
+            None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+        };
+        let shown = path.display().to_string();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if !required && error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((ShimConfig::default(), format!("{shown} (absent: defaults)")));
+            }
+            Err(source) => return Err(ConfigError::Read { path: shown, source }),
+        };
+        let config = ShimConfig::parse(&text, &shown)?;
+        Ok((config, shown))
+    }
+
+    pub fn parse(text: &str, path: &str) -> Result<ShimConfig, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { path: path.to_string(), message };
+        let config: ShimConfig = toml::from_str(text).map_err(|error| {
+            // FILE:LINE:COLUMN: message, like the policy's errors.
+            let offset = error.span().map_or(0, |span| span.start);
+            let before = text.get(..offset).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            ConfigError::Invalid { path: format!("{path}:{line}:{column}"), message: error.message().to_string() }
+        })?;
+        config.fail_action().map_err(invalid)?;
+        Ok(config)
+    }
+
+    pub fn fail_action(&self) -> Result<FailAction, String> {
+        self.fail.parse()
+    }
+
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms)
+    }
+
+    pub fn repeat_window(&self) -> Duration {
+        Duration::from_secs(self.repeat_window_secs)
+    }
+
+    /// The policy file the configuration names, or the embedded one.
+    pub fn base_policy(&self) -> Result<Policy, ConfigError> {
+        match &self.policy {
+            Some(path) => Policy::load(path),
+            None => Policy::embedded(),
+        }
+        .map_err(ConfigError::Policy)
+    }
+
+    /// What a container with these annotations runs under: `None` for mode off, else the
+    /// name of its policy (None for the base policy) and its mode, if the configuration or
+    /// an annotation sets one. `base_policy_mode` gives the base policy's own mode, read
+    /// only when a mode annotation must be compared with it.
+    pub fn resolve(
+        &self,
+        annotations: &Map<String, Value>,
+        base_policy_mode: impl FnOnce() -> Result<Mode, ConfigError>,
+    ) -> Result<Option<Selection>, ConfigError> {
+        let annotation = |key: &'static str| -> Result<Option<String>, ConfigError> {
+            let refused = |value: &Value, message: &str| ConfigError::Annotation {
+                annotation: key,
+                value: value.as_str().map_or_else(|| value.to_string(), str::to_string),
+                message: message.into(),
+            };
+            match annotations.get(key) {
+                None => Ok(None),
+                Some(value) if self.overrides == Overrides::None => {
+                    Err(refused(value, "annotations are refused by the execguard configuration (overrides = \"none\")"))
+                }
+                Some(Value::String(value)) => Ok(Some(value.clone())),
+                Some(value) => Err(refused(value, "must be a string")),
+            }
+        };
+        let refused = |annotation, value: &str, message: String| ConfigError::Annotation {
+            annotation,
+            value: value.into(),
+            message,
+        };
+        let mode = match annotation(MODE_ANNOTATION)? {
+            Some(value) => {
+                let wanted =
+                    value.parse::<ContainerMode>().map_err(|message| refused(MODE_ANNOTATION, &value, message))?;
+                if self.overrides == Overrides::Tighten {
+                    let configured = match self.mode {
+                        Some(mode) => mode,
+                        None => base_policy_mode()?.into(),
+                    };
+                    if wanted < configured {
+                        let message = format!(
+                            "lowers supervision below the node's mode {configured}; the execguard configuration lets \
+                             annotations only raise it (set overrides = \"any\" to allow this)"
+                        );
+                        return Err(refused(MODE_ANNOTATION, &value, message));
+                    }
+                }
+                Some(wanted)
+            }
+            None => self.mode,
+        };
+        let mode = match mode {
+            Some(ContainerMode::Off) => return Ok(None),
+            Some(ContainerMode::Monitor) => Some(Mode::Monitor),
+            Some(ContainerMode::Enforce) => Some(Mode::Enforce),
+            None => None,
+        };
+        let policy = match annotation(POLICY_ANNOTATION)? {
+            None => None,
+            Some(name) if self.overrides == Overrides::Tighten => {
+                let message =
+                    "another policy may allow what the node's policy blocks; the execguard configuration lets \
+                               annotations only raise supervision (set overrides = \"any\" to allow named policies)";
+                return Err(refused(POLICY_ANNOTATION, &name, message.into()));
+            }
+            Some(name) => Some(self.named_policy(&name)?),
+        };
+        Ok(Some(Selection { policy, mode }))
+    }
+
+    fn named_policy(&self, name: &str) -> Result<PathBuf, ConfigError> {
+        let bad =
+            |message: String| ConfigError::Annotation { annotation: POLICY_ANNOTATION, value: name.into(), message };
+        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !valid || name.starts_with('.') {
+            return Err(bad("a policy name is letters, digits, '-', '_' and '.', not a path".into()));
+        }
+        let dir =
+            self.policy_dir.as_ref().ok_or_else(|| bad("no policy_dir is configured for named policies".into()))?;
+        let path = dir.join(format!("{name}.toml"));
+        if !path.is_file() {
+            return Err(bad(format!("no policy {} (policies are NAME.toml in policy_dir)", path.display())));
+        }
+        Ok(path)
+    }
+}
+
+/// The policy and mode one container runs under.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Selection {
+    /// A named policy's file; `None` for the configuration's base policy.
+    pub policy: Option<PathBuf>,
+    /// `None` keeps the policy's own mode.
+    pub mode: Option<Mode>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn annotations(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn an_empty_file_means_the_defaults() {
+        let config = ShimConfig::parse("", "c.toml").unwrap();
+        assert_eq!(config.fail_action(), Ok(FailAction::Closed));
+        assert_eq!(config.delegate.binary, "containerd-shim-runc-v2");
+        assert_eq!(
+            config.resolve(&Map::new(), || Ok(Mode::Enforce)).unwrap(),
+            Some(Selection { policy: None, mode: None })
+        );
+    }
+
+    #[test]
+    fn bad_files_name_themselves_and_the_place() {
+        let error = ShimConfig::parse("mdoe = \"enforce\"\n", "/etc/execguard/config.toml").unwrap_err().to_string();
+        assert!(error.starts_with("/etc/execguard/config.toml:1:1: unknown field `mdoe`"), "{error}");
+        let error = ShimConfig::parse("fail = \"sometimes\"\n", "c.toml").unwrap_err().to_string();
+        assert!(error.contains("unknown fail action"), "{error}");
+        let error = ShimConfig::parse("mode = \"loud\"\n", "c.toml").unwrap_err().to_string();
+        assert!(error.contains("loud"), "{error}");
+    }
+
+    fn resolve(config: &ShimConfig, value: Value) -> Result<Option<Selection>, ConfigError> {
+        config.resolve(&annotations(value), || Ok(Mode::Enforce))
+    }
+
+    #[test]
+    fn with_overrides_any_annotations_choose_mode_and_policy() {
+        let dir = std::env::temp_dir().join(format!("execguard-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("strict.toml"), "mode = \"enforce\"\n").unwrap();
+        let text = format!("mode = \"enforce\"\noverrides = \"any\"\npolicy_dir = {:?}\n", dir);
+        let config = ShimConfig::parse(&text, "c.toml").unwrap();
+
+        assert_eq!(resolve(&config, json!({"execguard.dev/mode": "off"})).unwrap(), None);
+        let monitor = resolve(&config, json!({"execguard.dev/mode": "monitor"})).unwrap();
+        assert_eq!(monitor, Some(Selection { policy: None, mode: Some(Mode::Monitor) }));
+        let strict = resolve(&config, json!({"execguard.dev/policy": "strict"})).unwrap();
+        assert_eq!(strict, Some(Selection { policy: Some(dir.join("strict.toml")), mode: Some(Mode::Enforce) }));
+
+        for (key, value, expected) in [
+            ("execguard.dev/mode", "sometimes", "annotation execguard.dev/mode=\"sometimes\": unknown mode"),
+            ("execguard.dev/policy", "../etc/passwd", "not a path"),
+            ("execguard.dev/policy", "missing", "no policy"),
+        ] {
+            let error = resolve(&config, json!({ key: value })).unwrap_err().to_string();
+            assert!(error.contains(expected), "{error}");
+        }
+        let locked = ShimConfig::parse("overrides = \"none\"\n", "c.toml").unwrap();
+        let error = resolve(&locked, json!({"execguard.dev/mode": "enforce"})).unwrap_err().to_string();
+        assert!(error.contains("execguard.dev/mode=\"enforce\": annotations are refused"), "{error}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The default: a pod can raise its supervision, never lower it or pick a policy.
+    #[test]
+    fn by_default_annotations_may_only_tighten() {
+        let default = ShimConfig::parse("", "c.toml").unwrap();
+        assert_eq!(default.overrides, Overrides::Tighten);
+        for mode in ["off", "monitor"] {
+            let error = resolve(&default, json!({"execguard.dev/mode": mode})).unwrap_err().to_string();
+            assert!(
+                error.starts_with(&format!(
+                    "annotation execguard.dev/mode=\"{mode}\": lowers supervision below the node's mode enforce"
+                )),
+                "{error}"
+            );
+        }
+        let enforce = resolve(&default, json!({"execguard.dev/mode": "enforce"})).unwrap();
+        assert_eq!(enforce, Some(Selection { policy: None, mode: Some(Mode::Enforce) }));
+        let error = resolve(&default, json!({"execguard.dev/policy": "strict"})).unwrap_err().to_string();
+        assert!(error.contains("execguard.dev/policy=\"strict\": another policy may allow"), "{error}");
+
+        // Against the node's mode when it sets one, else the base policy's own.
+        let monitoring = ShimConfig::parse("mode = \"monitor\"\n", "c.toml").unwrap();
+        let raised = resolve(&monitoring, json!({"execguard.dev/mode": "enforce"})).unwrap();
+        assert_eq!(raised, Some(Selection { policy: None, mode: Some(Mode::Enforce) }));
+        assert!(resolve(&monitoring, json!({"execguard.dev/mode": "monitor"})).is_ok());
+        assert!(resolve(&monitoring, json!({"execguard.dev/mode": "off"})).is_err());
+        let monitoring_policy =
+            default.resolve(&annotations(json!({"execguard.dev/mode": "monitor"})), || Ok(Mode::Monitor));
+        assert!(monitoring_policy.is_ok());
+        let off = ShimConfig::parse("mode = \"off\"\n", "c.toml").unwrap();
+        assert!(resolve(&off, json!({"execguard.dev/mode": "monitor"})).unwrap().is_some());
+    }
+}

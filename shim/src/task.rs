@@ -1,0 +1,397 @@
+//! The Task service containerd talks to: every RPC goes to the runc shim unchanged, and
+//! Create first gives the container its seccomp rule and its agent socket.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use containerd_shim::asynchronous::ExitSignal;
+use containerd_shim_protos::api::*;
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::{CodedInputStream, Message};
+use containerd_shim_protos::shim::oci::Options as RuncOptions;
+use containerd_shim_protos::shim_async::{Task, TaskClient};
+use containerd_shim_protos::ttrpc::{self, r#async::TtrpcContext};
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+
+use crate::agent::{Agent, ContainerFacts};
+use crate::config::{Selection, ShimConfig};
+use crate::delegate::{self, ShimFlags};
+use crate::reload::Reloader;
+use crate::spec::{self, RootWatch, SpecPatch};
+use execguard_alerts as alerts;
+use execguard_seccomp::Gate;
+use execguard_supervisor::{PolicySlot, Supervisor};
+
+/// Where agent sockets live. Short on purpose: a unix socket path has at most 107 bytes,
+/// and bundle paths alone come close to that.
+const AGENT_DIR: &str = "/run/execguard";
+/// containerd's message type for runtime options of runtimes other than runc.
+const RUNTIME_OPTIONS_TYPE: &str = "runtimeoptions.v1.Options";
+const RUNC_OPTIONS_TYPE: &str = "containerd.runc.v1.Options";
+
+/// What the shim runs for all containers of its pod.
+struct Supervision {
+    supervisor: Arc<Supervisor>,
+    reloader: Arc<Reloader>,
+    /// Alerts are written by a thread of their own; it lives as long as the shim.
+    _writer: std::thread::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Containers created through this shim, with their agent (none for the pod's sandbox
+    /// and for containers in mode off).
+    containers: HashMap<String, Option<Agent>>,
+    /// One slot per distinct (policy, mode), shared by the containers that use it.
+    policies: HashMap<Selection, Arc<PolicySlot>>,
+}
+
+pub struct ExecguardTask {
+    flags: ShimFlags,
+    /// The runc shim's client and its socket address.
+    delegate: OnceCell<(TaskClient, String)>,
+    supervision: OnceCell<Supervision>,
+    state: Mutex<State>,
+    exit: Arc<ExitSignal>,
+}
+
+fn invalid(message: String) -> ttrpc::Error {
+    ttrpc::Error::RpcStatus(ttrpc::get_status(ttrpc::Code::INVALID_ARGUMENT, message))
+}
+
+fn internal(message: String) -> ttrpc::Error {
+    ttrpc::Error::RpcStatus(ttrpc::get_status(ttrpc::Code::INTERNAL, message))
+}
+
+fn context(ctx: &TtrpcContext) -> ttrpc::context::Context {
+    ttrpc::context::Context { metadata: ctx.metadata.clone(), timeout_nano: ctx.timeout_nano }
+}
+
+/// The ConfigPath runtime option, decoded by hand: containerd-shim-protos has no type for
+/// `runtimeoptions.v1.Options` (field 2, config_path, a string).
+fn config_path(options: &Any) -> Result<Option<PathBuf>, String> {
+    if !options.type_url.ends_with(RUNTIME_OPTIONS_TYPE) {
+        return Ok(None);
+    }
+    let mut input = CodedInputStream::from_bytes(&options.value);
+    while let Some(tag) = input.read_raw_tag_or_eof().map_err(|e| e.to_string())? {
+        if tag >> 3 == 2 {
+            let path = input.read_string().map_err(|e| e.to_string())?;
+            return Ok((!path.is_empty()).then(|| PathBuf::from(path)));
+        }
+        input
+            .skip_field(containerd_shim_protos::protobuf::rt::WireType::new(tag & 7).ok_or("bad wire type")?)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(None)
+}
+
+/// The runc shim's options for Create, from the configuration.
+fn runc_options(config: &ShimConfig) -> Result<Any, String> {
+    let options = RuncOptions {
+        systemd_cgroup: config.delegate.systemd_cgroup,
+        binary_name: config.delegate.binary_name.clone(),
+        root: config.delegate.root.clone(),
+        ..RuncOptions::default()
+    };
+    let value = options.write_to_bytes().map_err(|e| e.to_string())?;
+    Ok(Any { type_url: RUNC_OPTIONS_TYPE.into(), value, ..Any::default() })
+}
+
+/// The writable layer of an overlay root file system, from the Create request's mounts.
+fn upper_dir(rootfs: &[Mount]) -> Option<PathBuf> {
+    rootfs
+        .iter()
+        .filter(|m| m.type_ == "overlay")
+        .flat_map(|m| m.options.iter())
+        .find_map(|option| option.strip_prefix("upperdir=").map(PathBuf::from))
+}
+
+fn agent_path(namespace: &str, id: &str) -> PathBuf {
+    let digest = Sha256::digest(format!("{namespace}/{id}").as_bytes());
+    let name: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    Path::new(AGENT_DIR).join(format!("{name}.sock"))
+}
+
+impl ExecguardTask {
+    pub fn new(flags: ShimFlags, exit: Arc<ExitSignal>) -> ExecguardTask {
+        ExecguardTask {
+            flags,
+            delegate: OnceCell::new(),
+            supervision: OnceCell::new(),
+            state: Mutex::new(State::default()),
+            exit,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every update is a single insert or remove: a panic cannot leave it torn.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The runc shim's client, starting that shim with the first container's bundle (it
+    /// groups the pod's containers itself, by the sandbox id in the spec).
+    async fn delegate(&self, bundle: &str, id: &str) -> ttrpc::Result<&TaskClient> {
+        self.delegate
+            .get_or_try_init(|| async {
+                let (config, _) = ShimConfig::load(None).map_err(|e| internal(e.to_string()))?;
+                let binary = config.delegate.binary;
+                let address = delegate::start(&binary, &self.flags, Path::new(bundle), id).await.map_err(internal)?;
+                tracing::info!(%address, "runc shim started");
+                let client = ttrpc::r#async::Client::connect(&address)
+                    .await
+                    .map_err(|e| internal(format!("cannot connect to the runc shim at {address}: {e}")))?;
+                Ok((TaskClient::new(client), address))
+            })
+            .await
+            .map(|(client, _)| client)
+    }
+
+    /// The delegate for RPCs other than Create, which always comes first.
+    fn running_delegate(&self) -> ttrpc::Result<&TaskClient> {
+        self.delegate.get().map(|(client, _)| client).ok_or_else(|| {
+            ttrpc::Error::RpcStatus(ttrpc::get_status(
+                ttrpc::Code::FAILED_PRECONDITION,
+                "no container was created".to_string(),
+            ))
+        })
+    }
+
+    fn supervision(&self, config: &ShimConfig) -> Result<&Supervision, String> {
+        if let Some(supervision) = self.supervision.get() {
+            return Ok(supervision);
+        }
+        let out: Box<dyn std::io::Write + Send> = match &config.alerts.file {
+            Some(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                }
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| format!("cannot open the alert file {}: {e}", path.display()))?;
+                Box::new(file)
+            }
+            None => Box::new(std::io::sink()),
+        };
+        let (sender, writer) = alerts::spawn_writer(out, config.repeat_window()).map_err(|e| e.to_string())?;
+        let supervisor_config = execguard_supervisor::Config {
+            deadline: config.deadline(),
+            fail_action: config.fail_action()?,
+            ..execguard_supervisor::Config::default()
+        };
+        let supervisor = Supervisor::new(supervisor_config, sender).map_err(|e| e.to_string())?;
+        let reloader = Arc::new(Reloader::default());
+        // Two Creates at once: the second's supervisor is dropped unused.
+        if self.supervision.set(Supervision { supervisor, reloader: reloader.clone(), _writer: writer }).is_ok() {
+            tokio::spawn(reloader.run());
+        }
+        self.supervision.get().ok_or_else(|| "supervisor not set".to_string())
+    }
+
+    fn policy_slot(
+        &self,
+        config: &ShimConfig,
+        selection: &Selection,
+        reloader: &Reloader,
+    ) -> Result<Arc<PolicySlot>, String> {
+        if let Some(slot) = self.state().policies.get(selection) {
+            return Ok(slot.clone());
+        }
+        let policy = match &selection.policy {
+            Some(path) => execguard_policy::Policy::load(path).map_err(|errors| errors.to_string()),
+            None => config.base_policy().map_err(|error| error.to_string()),
+        }?;
+        let policy = policy.with_mode(selection.mode);
+        let slot = PolicySlot::new(policy);
+        if let Some(file) = selection.policy.clone().or_else(|| config.policy.clone()) {
+            reloader.watch(file, selection.mode, slot.clone());
+        }
+        self.state().policies.insert(selection.clone(), slot.clone());
+        Ok(slot)
+    }
+
+    /// Everything Create does before the runc shim sees the request: the configuration,
+    /// the container's mode and policy, the spec patch and the agent. Nothing is left
+    /// half-applied: the spec is only rewritten once everything else is known to be good.
+    fn prepare(&self, req: &mut CreateTaskRequest) -> Result<Option<Agent>, String> {
+        let explicit = match req.options.as_ref() {
+            Some(options) => config_path(options).map_err(|e| format!("runtime options: {e}"))?,
+            None => None,
+        };
+        let (config, origin) = ShimConfig::load(explicit.as_deref()).map_err(|e| e.to_string())?;
+        tracing::debug!(config = %origin, "configuration");
+        req.options = Some(runc_options(&config)?).into();
+
+        let bundle = Path::new(&req.bundle);
+        let spec_path = bundle.join("config.json");
+        let spec_text = std::fs::read(&spec_path).map_err(|e| format!("cannot read {}: {e}", spec_path.display()))?;
+        let spec: serde_json::Value = serde_json::from_slice(&spec_text)
+            .map_err(|e| format!("{} is not valid JSON: {e}", spec_path.display()))?;
+        let annotations = spec::annotations(&spec);
+        if annotations.get("io.kubernetes.cri.container-type").and_then(|v| v.as_str()) == Some("sandbox") {
+            tracing::info!(container = %req.id, "the pod's sandbox container is not supervised");
+            return Ok(None);
+        }
+        let base_policy_mode = || config.base_policy().map(|policy| policy.mode());
+        let Some(selection) = config.resolve(&annotations, base_policy_mode).map_err(|e| e.to_string())? else {
+            tracing::info!(container = %req.id, "execguard mode off: the container runs without a filter");
+            return Ok(None);
+        };
+        let supervision = self.supervision(&config)?;
+        let supervisor = supervision.supervisor.clone();
+        let slot = self.policy_slot(&config, &selection, &supervision.reloader)?;
+        let path = agent_path(&self.flags.namespace, &req.id);
+        // Enforce mode also guards each process's first network socket (seccomp::Gate).
+        let enforce = slot.get().mode() == execguard_policy::Mode::Enforce;
+        let gate = enforce.then_some(Gate { io_uring: !config.allow_io_uring });
+        let patch = SpecPatch { listener_path: path.display().to_string(), listener_metadata: req.id.clone(), gate };
+        let root_changes = match patch.apply_to_bundle(bundle).map_err(|e| e.to_string())? {
+            RootWatch::Reported => Some(Arc::default()),
+            RootWatch::NotReported { syscall } => {
+                tracing::info!(
+                    container = %req.id,
+                    syscall,
+                    "the seccomp profile allows {syscall} under conditions: each exec's root is looked up on its own (slower)"
+                );
+                None
+            }
+        };
+        let facts = ContainerFacts {
+            id: req.id.clone(),
+            image: None,
+            upper_dir: upper_dir(&req.rootfs),
+            root_changes,
+            gate: gate.is_some(),
+        };
+        let agent = Agent::listen(&path, facts, supervisor, slot)
+            .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+        let mode = selection.mode.map_or_else(|| "the policy's".to_string(), |m| m.to_string());
+        let policy =
+            selection.policy.as_ref().or(config.policy.as_ref()).map_or("embedded".into(), |p| p.display().to_string());
+        tracing::info!(container = %req.id, %mode, %policy, "execs will be supervised");
+        Ok(Some(agent))
+    }
+}
+
+/// The Task service: the RPCs listed first need nothing from execguard and go straight
+/// to the runc shim; the methods after them do execguard's part. (One macro writes the
+/// whole impl because #[async_trait] must see every method expanded.)
+macro_rules! task_service {
+    ($($method:ident($request:ty) -> $response:ty;)* { $($own:item)* }) => {
+        #[async_trait]
+        impl Task for ExecguardTask {
+            $(
+                async fn $method(&self, ctx: &TtrpcContext, req: $request) -> ttrpc::Result<$response> {
+                    self.running_delegate()?.$method(context(ctx), &req).await
+                }
+            )*
+            $($own)*
+        }
+    };
+}
+
+task_service! {
+    state(StateRequest) -> StateResponse;
+    start(StartRequest) -> StartResponse;
+    pids(PidsRequest) -> PidsResponse;
+    pause(PauseRequest) -> Empty;
+    resume(ResumeRequest) -> Empty;
+    checkpoint(CheckpointTaskRequest) -> Empty;
+    kill(KillRequest) -> Empty;
+    exec(ExecProcessRequest) -> Empty;
+    resize_pty(ResizePtyRequest) -> Empty;
+    close_io(CloseIORequest) -> Empty;
+    update(UpdateTaskRequest) -> Empty;
+    wait(WaitRequest) -> WaitResponse;
+    stats(StatsRequest) -> StatsResponse;
+{
+    async fn create(&self, ctx: &TtrpcContext, mut req: CreateTaskRequest) -> ttrpc::Result<CreateTaskResponse> {
+        let agent = self.prepare(&mut req).map_err(|message| {
+            tracing::error!(container = %req.id, "{message}");
+            invalid(format!("execguard: {message}"))
+        })?;
+        let delegate = self.delegate(&req.bundle, &req.id).await?;
+        let response = delegate.create(context(ctx), &req).await?;
+        self.state().containers.insert(req.id.clone(), agent);
+        Ok(response)
+    }
+
+    async fn delete(&self, ctx: &TtrpcContext, req: DeleteRequest) -> ttrpc::Result<DeleteResponse> {
+        let response = self.running_delegate()?.delete(context(ctx), &req).await?;
+        if req.exec_id.is_empty() {
+            // Dropping the agent removes its socket.
+            self.state().containers.remove(&req.id);
+        }
+        Ok(response)
+    }
+
+    async fn connect(&self, ctx: &TtrpcContext, req: ConnectRequest) -> ttrpc::Result<ConnectResponse> {
+        let mut response = self.running_delegate()?.connect(context(ctx), &req).await?;
+        response.shim_pid = std::process::id();
+        Ok(response)
+    }
+
+    async fn shutdown(&self, ctx: &TtrpcContext, req: ShutdownRequest) -> ttrpc::Result<Empty> {
+        if let Some((delegate, _)) = self.delegate.get() {
+            // The runc shim exits once it has no container left; a closed connection
+            // afterwards is expected.
+            if let Err(error) = delegate.shutdown(context(ctx), &req).await {
+                tracing::debug!(%error, "runc shim shutdown");
+            }
+        }
+        if self.state().containers.is_empty() {
+            tracing::info!("no container left: exiting");
+            // The runc shim removes the socket named in the bundle's address file, which
+            // names this shim: its own socket is this shim's to remove.
+            if let Some((_, address)) = self.delegate.get() {
+                let path = address.trim_start_matches("unix://");
+                if let Err(error) = std::fs::remove_file(path) {
+                    tracing::debug!(%error, path, "runc shim socket");
+                }
+            }
+            self.exit.signal();
+        }
+        Ok(Empty::new())
+    }
+}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_path_is_read_from_the_runtime_options() {
+        // runtimeoptions.v1.Options { type_url = "x", config_path = "/etc/eg.toml" }
+        let mut value = vec![0x0a, 1, b'x', 0x12, 12];
+        value.extend_from_slice(b"/etc/eg.toml");
+        let any = Any { type_url: "type.googleapis.com/runtimeoptions.v1.Options".into(), value, ..Any::default() };
+        assert_eq!(config_path(&any), Ok(Some(PathBuf::from("/etc/eg.toml"))));
+        let runc = Any { type_url: RUNC_OPTIONS_TYPE.into(), value: vec![0x12, 1, b'y'], ..Any::default() };
+        assert_eq!(config_path(&runc), Ok(None));
+    }
+
+    #[test]
+    fn the_upper_dir_comes_from_the_overlay_mount() {
+        let overlay = Mount {
+            type_: "overlay".into(),
+            source: "overlay".into(),
+            options: vec!["workdir=/w".into(), "upperdir=/var/lib/u/fs".into(), "lowerdir=/l".into()],
+            ..Mount::default()
+        };
+        assert_eq!(upper_dir(&[overlay]), Some(PathBuf::from("/var/lib/u/fs")));
+        assert_eq!(upper_dir(&[]), None);
+    }
+
+    #[test]
+    fn agent_paths_fit_a_unix_socket() {
+        let path = agent_path("k8s.io", &"f".repeat(64));
+        assert!(path.as_os_str().len() < 100, "{}", path.display());
+        assert_ne!(path, agent_path("default", &"f".repeat(64)));
+    }
+}

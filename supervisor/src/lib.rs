@@ -1,0 +1,558 @@
+//! The supervisor: receives each execve/execveat that a seccomp filter sent to user space,
+//! builds the exec event from the stopped process, asks the policy and answers the kernel.
+//!
+//! It knows the kernel and /proc, not containerd: the shim hands it notify fds with the
+//! container's metadata, `execguard run` the fd of a plain process tree. It is plain
+//! threads and blocking syscalls, no async runtime: each exec waits in the kernel while
+//! it is decided, and the cheapest way to decide it is on the thread that received it.
+//! The filter and the notify fd are `execguard-seccomp`'s; alerts leave through
+//! `execguard-alerts`' queue without waiting.
+//!
+//! # Serving
+//! One receiver thread waits on an epoll set that holds every filter's notify fd (a filter
+//! can be added at any time), receives a notification, inspects it and answers it, all on
+//! that thread. That is the kernel's floor (a supervisor that only answers) plus the
+//! inspection and nothing else: handing each exec to another thread or task costs more
+//! than inspecting an ordinary one on these machines (a wake-up is about 6 us on one CPU
+//! and 25-30 us across CPUs; tokio's tasks added about 16 us of CPU per exec, measured).
+//! POLLHUP ends a filter: every task it applied to has exited.
+//!
+//! A process can stall its own inspection (memory whose reads block, a path on a file
+//! system it serves). So that it cannot hold up the other processes and containers, the
+//! watchdog retires a receiver that has been busy with one notification for
+//! [`STALL_AFTER`] and starts a new one; the retired thread ends once its read returns.
+//! At most [`MAX_STALLED_RECEIVERS`] such threads are kept; past that, new notifications
+//! wait in the kernel until one of them returns (THREAT_MODEL.md, gap 4).
+//!
+//! # Never a stuck exec
+//! Each notification is registered with the watchdog thread before it is inspected.
+//! Whichever of the inspection and the watchdog claims the notification first answers it;
+//! at the deadline the watchdog applies the configured [`FailAction`]. The default is
+//! fail-closed: a process that can stall its own inspection must not get its exec through
+//! unchecked.
+
+pub mod identity;
+pub mod inspect;
+pub mod memory;
+pub mod procfs;
+pub mod program;
+pub mod resolve;
+pub mod walk;
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use execguard_alerts::{Alert, AlertSender};
+use execguard_policy::{Action, DecisionRecord, ExecEvent, Policy};
+use execguard_seccomp::{Kind, Notification, NotifyFd};
+
+use identity::Identities;
+use inspect::{GateState, Inspected, Limits, Lineage, RootChanges, Scope, Source, WritableLineage};
+use resolve::ProcessRoot;
+
+/// What an exec gets when it could not be decided in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailAction {
+    /// Allow it, and report it as an alert.
+    Open,
+    /// Fail it with EPERM, and report it.
+    Closed,
+}
+
+impl std::str::FromStr for FailAction {
+    type Err = String;
+    fn from_str(text: &str) -> Result<FailAction, String> {
+        match text {
+            "open" => Ok(FailAction::Open),
+            "closed" => Ok(FailAction::Closed),
+            _ => Err(format!("unknown fail action {text:?}: use \"open\" (allow and alert) or \"closed\" (block)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub limits: Limits,
+    /// How long one exec may wait for its decision. Inspection takes well under a
+    /// millisecond; two seconds leaves room for a loaded node while still far below the
+    /// point where an exec looks hung to a person or a probe's timeout.
+    pub deadline: Duration,
+    pub fail_action: FailAction,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { limits: Limits::default(), deadline: Duration::from_secs(2), fail_action: FailAction::Closed }
+    }
+}
+
+/// How long a receiver may be busy with one notification before the other filters get a
+/// new one. An ordinary inspection takes tens of microseconds and a complete one (an
+/// alert, ancestors read from /proc) under a millisecond: a receiver still busy after
+/// 50 ms waits on something the process controls, or on a starved node, where an extra
+/// thread for a while does no harm.
+pub const STALL_AFTER: Duration = Duration::from_millis(50);
+
+/// Retired receivers still blocked in a stalled inspection, at most. Each is a thread;
+/// the bound keeps processes that stall on purpose from growing the supervisor without
+/// end. Only processes that can stall reads of their own memory can get here
+/// (THREAT_MODEL.md, gap 4).
+pub const MAX_STALLED_RECEIVERS: usize = 16;
+
+/// The epoll token of the eventfd that tells receivers the supervisor is gone.
+const STOP_TOKEN: u64 = u64::MAX;
+
+/// One notification between RECV and SEND. The first to set `answered` answers.
+struct Pending {
+    fd: Arc<NotifyFd>,
+    id: u64,
+    pid: u32,
+    deadline: Instant,
+    answered: Arc<AtomicBool>,
+    scope: Arc<Scope>,
+}
+
+/// A policy that can be replaced while execs are being decided (a reloaded file). Filters
+/// that share a policy share its slot.
+pub struct PolicySlot(RwLock<Arc<Policy>>);
+
+impl PolicySlot {
+    pub fn new(policy: Policy) -> Arc<PolicySlot> {
+        Arc::new(PolicySlot(RwLock::new(Arc::new(policy))))
+    }
+
+    /// The policy for the exec being decided now.
+    pub fn get(&self) -> Arc<Policy> {
+        // A poisoned lock still holds a whole policy: replacing is a single assignment.
+        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Replaces the policy for every exec decided from now on.
+    pub fn set(&self, policy: Policy) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy);
+    }
+}
+
+pub struct Supervisor {
+    config: Config,
+    alerts: AlertSender,
+    pending: Mutex<Vec<Pending>>,
+    /// Every filter's notify fd (level-triggered: readable while a notification waits)
+    /// and the stop eventfd. Receivers hold it too, so that it outlives them.
+    epoll: Arc<OwnedFd>,
+    /// Written when the supervisor is dropped: receivers waiting in epoll end.
+    stop: OwnedFd,
+    /// The filters, by the token their fd is registered with in `epoll`.
+    filters: Mutex<HashMap<u64, Arc<Filter>>>,
+    next_token: AtomicU64,
+    /// The receiver that serves now.
+    receiver: Mutex<Arc<Receiver>>,
+    /// Receivers retired while stuck and not ended yet.
+    stalled_receivers: AtomicUsize,
+    /// The origin of [`Receiver::busy_since`].
+    epoch: Instant,
+    /// Notifications received so far, for the watchdog to tell a quiet supervisor.
+    received: AtomicU64,
+}
+
+/// A receiver thread, as the watchdog sees it.
+#[derive(Default)]
+struct Receiver {
+    /// When it received the notification it is busy with, in nanoseconds after the
+    /// supervisor's epoch; 0 while it waits for the next one.
+    busy_since: AtomicU64,
+    /// Set by the watchdog when a new receiver took over: this one ends once it is done
+    /// with the notification it is stuck on.
+    retired: AtomicBool,
+    /// The `busy_since` the watchdog last reported as not relieved.
+    reported_since: AtomicU64,
+}
+
+/// The filter a notification came from.
+struct Filter {
+    fd: Arc<NotifyFd>,
+    scope: Arc<Scope>,
+    policy: Arc<PolicySlot>,
+    lineage: OnceLock<Lineage>,
+    filter_root: OnceLock<ProcessRoot>,
+    mounts_not_in_memory: Mutex<HashSet<u64>>,
+    identities: Mutex<Identities>,
+    writable_lineage: WritableLineage,
+    gate: GateState,
+}
+
+impl Supervisor {
+    /// A supervisor, its receiver thread and its watchdog thread. Alerts go to `alerts`.
+    pub fn new(config: Config, alerts: AlertSender) -> io::Result<Arc<Supervisor>> {
+        // SAFETY: plain syscalls that return a new fd or -1.
+        let epoll = owned_fd(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        let stop = owned_fd(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+        epoll_add(&epoll, &stop, STOP_TOKEN)?;
+        let supervisor = Arc::new(Supervisor {
+            config,
+            alerts,
+            pending: Mutex::new(Vec::new()),
+            epoll: Arc::new(epoll),
+            stop,
+            filters: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(0),
+            receiver: Mutex::new(Arc::default()),
+            stalled_receivers: AtomicUsize::new(0),
+            epoch: Instant::now(),
+            received: AtomicU64::new(0),
+        });
+        let first = lock(&supervisor.receiver).clone();
+        supervisor.start_receiver(first)?;
+        let weak = Arc::downgrade(&supervisor);
+        // Often enough to catch a stuck receiver soon after STALL_AFTER while execs come in;
+        // between them, as seldom as the deadline allows: the shim runs one supervisor per
+        // pod, and an idle pod should not wake the node 40 times a second.
+        let deadline = supervisor.config.deadline;
+        let busy_tick = (deadline / 4).min(STALL_AFTER / 2).max(Duration::from_millis(5));
+        let quiet_tick = (deadline / 4).clamp(busy_tick, Duration::from_millis(250));
+        std::thread::Builder::new().name("execguard-watchdog".into()).spawn(move || {
+            let mut received_before = 0;
+            while let Some(supervisor) = weak.upgrade() {
+                let now = Instant::now();
+                supervisor.expire(now);
+                supervisor.relieve_stalled_receiver(now);
+                let received = supervisor.received.load(Ordering::Relaxed);
+                let quiet = received == received_before && supervisor.idle();
+                received_before = received;
+                drop(supervisor);
+                std::thread::sleep(if quiet { quiet_tick } else { busy_tick });
+            }
+        })?;
+        Ok(supervisor)
+    }
+
+    /// Serves a notify fd with `policy` until every process under its filter has exited.
+    pub fn supervise(&self, fd: NotifyFd, scope: Scope, policy: Arc<PolicySlot>) -> io::Result<()> {
+        if let Err(error) = fd.enable_sync_wakeup() {
+            tracing::debug!(%error, "no synchronous wake-ups on this kernel");
+        }
+        let filter = Arc::new(Filter {
+            fd: Arc::new(fd),
+            scope: Arc::new(scope),
+            policy,
+            lineage: OnceLock::new(),
+            filter_root: OnceLock::new(),
+            mounts_not_in_memory: Mutex::new(HashSet::new()),
+            identities: Mutex::new(Identities::default()),
+            writable_lineage: WritableLineage::default(),
+            gate: GateState::default(),
+        });
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(container = filter.container(), token, "supervising");
+        let fd = filter.fd.clone();
+        lock(&self.filters).insert(token, filter);
+        epoll_add(&self.epoll, &*fd, token).inspect_err(|_| {
+            lock(&self.filters).remove(&token);
+        })
+    }
+
+    /// Starts a receiver thread that reports to the watchdog through `receiver`.
+    fn start_receiver(self: &Arc<Self>, receiver: Arc<Receiver>) -> io::Result<()> {
+        let (weak, epoll) = (Arc::downgrade(self), self.epoll.clone());
+        std::thread::Builder::new()
+            .name("execguard-receiver".into())
+            .spawn(move || receive(&weak, &epoll, &receiver))?;
+        Ok(())
+    }
+
+    /// Receives one notification of the filter registered as `token` and answers it.
+    fn receive_one(&self, token: u64, receiver: &Receiver) {
+        let Some(filter) = lock(&self.filters).get(&token).cloned() else { return };
+        let since = self.epoch.elapsed().as_nanos();
+        receiver.busy_since.store(u64::try_from(since).unwrap_or(u64::MAX).max(1), Ordering::Relaxed);
+        self.received.fetch_add(1, Ordering::Relaxed);
+        match filter.fd.recv() {
+            Ok(notification) => match notification.kind() {
+                Kind::RootChange => root_change(&filter, &notification),
+                Kind::IoUring => self.refuse_io_uring(&filter, &notification),
+                kind @ (Kind::Exec | Kind::NetworkSocket) => self.handle(&filter, notification, kind),
+            },
+            // Withdrawn between epoll and RECV (a signal, an exit): nothing to answer.
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => {
+                tracing::error!(container = filter.container(), %error, "cannot receive from the notify fd; execs under it will fail with ENOSYS");
+                self.end(token);
+            }
+        }
+        receiver.busy_since.store(0, Ordering::Relaxed);
+    }
+
+    /// Stops serving the filter registered as `token`.
+    fn end(&self, token: u64) {
+        let Some(filter) = lock(&self.filters).remove(&token) else { return };
+        // SAFETY: the fd is open (the filter holds it); a null event is allowed for DEL.
+        unsafe {
+            libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, filter.fd.as_raw_fd(), std::ptr::null_mut())
+        };
+        tracing::debug!(container = filter.container(), "every process under the filter has exited");
+    }
+
+    /// Whether nothing is being decided: no notification waits for its answer.
+    fn idle(&self) -> bool {
+        lock(&self.pending).is_empty() && lock(&self.receiver).busy_since.load(Ordering::Relaxed) == 0
+    }
+
+    /// Gives the filters a new receiver when the current one has been busy with one
+    /// notification for longer than [`STALL_AFTER`].
+    fn relieve_stalled_receiver(self: &Arc<Self>, now: Instant) {
+        let mut current = lock(&self.receiver);
+        let since = current.busy_since.load(Ordering::Relaxed);
+        let busy_for = now.saturating_duration_since(self.epoch).saturating_sub(Duration::from_nanos(since));
+        if since == 0 || busy_for < STALL_AFTER {
+            return;
+        }
+        // Said once per stuck notification, not at every tick.
+        let first_report = current.reported_since.swap(since, Ordering::Relaxed) != since;
+        if self.stalled_receivers.load(Ordering::Relaxed) >= MAX_STALLED_RECEIVERS {
+            if first_report {
+                tracing::error!(
+                    stalled = MAX_STALLED_RECEIVERS,
+                    "every receiver is stuck in a stalled inspection: new execs wait until one returns"
+                );
+            }
+            return;
+        }
+        let fresh = Arc::<Receiver>::default();
+        if let Err(error) = self.start_receiver(fresh.clone()) {
+            if first_report {
+                tracing::error!(%error, "cannot start a receiver in place of a stuck one");
+            }
+            return;
+        }
+        current.retired.store(true, Ordering::Release);
+        self.stalled_receivers.fetch_add(1, Ordering::Relaxed);
+        *current = fresh;
+        tracing::warn!(busy_for = ?busy_for, "an inspection is stuck (a process may be stalling reads of its memory): a new receiver serves the other execs");
+    }
+
+    /// Decides an exec, or a network socket of the gate, and answers it.
+    fn handle(&self, filter: &Filter, notification: Notification, kind: Kind) {
+        let container = filter.container();
+        let _span = tracing::debug_span!("exec", container, pid = notification.pid, id = notification.id).entered();
+        let answered = Arc::new(AtomicBool::new(false));
+        lock(&self.pending).push(Pending {
+            fd: filter.fd.clone(),
+            id: notification.id,
+            pid: notification.pid,
+            deadline: Instant::now() + self.config.deadline,
+            answered: answered.clone(),
+            scope: filter.scope.clone(),
+        });
+        let policy = filter.policy.get();
+        let source = Source {
+            fd: &filter.fd,
+            scope: &filter.scope,
+            lineage: filter.lineage.get_or_init(|| Lineage::of(notification.pid)),
+            filter_root: &filter.filter_root,
+            mounts_not_in_memory: &filter.mounts_not_in_memory,
+            identities: &filter.identities,
+            writable_lineage: &filter.writable_lineage,
+            gate: &filter.gate,
+        };
+        let inspected = match kind {
+            Kind::NetworkSocket => inspect::gate(&source, &notification, &policy, &self.config),
+            _ => inspect::inspect(&source, &notification, &policy, &self.config),
+        };
+        let claimed = !answered.swap(true, Ordering::AcqRel);
+        lock(&self.pending).retain(|p| !Arc::ptr_eq(&p.answered, &answered));
+        if !claimed {
+            tracing::debug!("decided after the deadline: the watchdog answered");
+            return;
+        }
+        match inspected {
+            Inspected::Withdrawn => tracing::debug!("withdrawn during inspection"),
+            Inspected::Missing | Inspected::Passed => {
+                answer(&filter.fd, notification.id, Action::Allow);
+            }
+            Inspected::Decided { event, record, action } => {
+                if kind == Kind::NetworkSocket && action == Action::Block {
+                    // What runs was blocked: the process must not go on without its socket
+                    // either (it could try another way, or touch files).
+                    // SAFETY: kill with a pid the kernel gave us; at worst it is gone.
+                    unsafe { libc::kill(notification.pid as libc::pid_t, libc::SIGKILL) };
+                }
+                if answer(&filter.fd, notification.id, action) && action != Action::Allow {
+                    self.report(event, record);
+                }
+            }
+        }
+    }
+
+    fn report(&self, event: Box<ExecEvent>, record: Box<DecisionRecord>) {
+        tracing::info!(
+            decision = ?record.decision,
+            rule = record.rule.as_ref().map_or("", |r| r.id.as_str()),
+            executable = %event.process.executable,
+            pid = event.process.pid.unwrap_or(0),
+            "{}", record.reason
+        );
+        self.alerts.send(Alert { event, record, at: SystemTime::now() });
+    }
+
+    /// Answers every notification past its deadline with the fail action.
+    fn expire(&self, now: Instant) {
+        let expired: Vec<Pending> = {
+            let mut pending = lock(&self.pending);
+            let (expired, waiting) = pending.drain(..).partition(|p| p.deadline <= now);
+            *pending = waiting;
+            expired
+        };
+        for late in expired {
+            if late.answered.swap(true, Ordering::AcqRel) {
+                continue;
+            }
+            let (action, outcome) = match self.config.fail_action {
+                FailAction::Open => (Action::Alert, "allowed (fail-open)"),
+                FailAction::Closed => (Action::Block, "blocked (fail-closed)"),
+            };
+            tracing::warn!(pid = late.pid, deadline = ?self.config.deadline, "no decision in time: {outcome}");
+            if answer(&late.fd, late.id, action) {
+                let mut event = ExecEvent::new(String::new(), Vec::new());
+                event.process.pid = Some(late.pid);
+                event.container = late.scope.container.clone();
+                event.orchestrator = late.scope.orchestrator.clone();
+                let reason = format!("no decision within {:?}: {outcome}", self.config.deadline);
+                self.report(Box::new(event), Box::new(DecisionRecord { decision: action, rule: None, reason }));
+            }
+        }
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to our eventfd. Failing, the receivers
+        // stay blocked in epoll, which ends with the process.
+        unsafe { libc::write(self.stop.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+}
+
+impl Filter {
+    /// The container's id, for logs; empty for `execguard run`.
+    fn container(&self) -> &str {
+        self.scope.container.as_ref().and_then(|c| c.id.as_deref()).unwrap_or_default()
+    }
+}
+
+/// A receiver thread: waits for notifications on every filter, and serves each ready
+/// filter in turn. Ends when retired by the watchdog, or when the supervisor is gone.
+fn receive(supervisor: &Weak<Supervisor>, epoll: &OwnedFd, receiver: &Receiver) {
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 16];
+    loop {
+        // SAFETY: `events` is writable for its whole length, which is what we pass.
+        let ready = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, -1) };
+        let Ok(ready) = usize::try_from(ready) else {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            tracing::error!(%error, "cannot wait for notifications; execs will wait for their deadline");
+            return;
+        };
+        for event in events.iter().take(ready) {
+            let (token, flags) = (event.u64, event.events);
+            if token == STOP_TOKEN {
+                return;
+            }
+            let Some(supervisor) = supervisor.upgrade() else { return };
+            if flags & libc::EPOLLIN as u32 != 0 {
+                supervisor.receive_one(token, receiver);
+            } else {
+                supervisor.end(token);
+            }
+            if receiver.retired.load(Ordering::Acquire) {
+                supervisor.stalled_receivers.fetch_sub(1, Ordering::Relaxed);
+                tracing::info!("a stalled inspection returned; its receiver ends");
+                return;
+            }
+        }
+    }
+}
+
+/// Registers `fd` with `epoll` for readability, as `token`.
+fn epoll_add(epoll: &OwnedFd, fd: &impl AsRawFd, token: u64) -> io::Result<()> {
+    let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: token };
+    // SAFETY: both fds are open; `event` is a valid epoll_event for the call.
+    if unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut event) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Takes ownership of an fd a syscall just returned, or its error.
+fn owned_fd(fd: libc::c_int) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Locks a mutex of the supervisor (its queues, its per-filter caches). Their contents are
+/// replaced, inserted, pushed, removed or cleared whole: a panic elsewhere cannot leave
+/// them torn, so a poisoned lock is still good.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Supervisor {
+    /// io_uring_setup under a gate that refuses it: io_uring creates sockets without
+    /// socket(), past the gate. Refused with EPERM and reported.
+    fn refuse_io_uring(&self, filter: &Filter, notification: &Notification) {
+        let executable = procfs::exe(notification.pid).map(|p| p.display().to_string()).unwrap_or_default();
+        if answer(&filter.fd, notification.id, Action::Block) {
+            let mut event = ExecEvent::new(executable, Vec::new());
+            event.process.pid = Some(notification.pid);
+            event.container = filter.scope.container.clone();
+            event.orchestrator = filter.scope.orchestrator.clone();
+            let reason = "io_uring_setup refused: io_uring creates sockets that the socket gate cannot see \
+                          (allow it in the node's configuration where a workload needs it)"
+                .to_string();
+            self.report(Box::new(event), Box::new(DecisionRecord { decision: Action::Block, rule: None, reason }));
+        }
+    }
+}
+
+/// A syscall that may change roots (chroot, pivot_root, setns, a new mount namespace):
+/// recorded before it runs, so that every exec after it is resolved in its own root. It
+/// is never refused: execguard supervises execs, and containers that chroot keep working.
+fn root_change(filter: &Filter, notification: &Notification) {
+    let first = filter.scope.root_changes.as_deref().is_some_and(RootChanges::record);
+    if first {
+        tracing::info!(
+            pid = notification.pid,
+            syscall = notification.nr,
+            "a process may change its root or mount namespace: each exec's path is resolved in its own root from now on"
+        );
+    }
+    answer(&filter.fd, notification.id, Action::Allow);
+}
+
+/// Sends the answer; false when the notification was gone (not an error: the process
+/// died or a signal withdrew the syscall, which will come again if restarted).
+fn answer(fd: &NotifyFd, id: u64, action: Action) -> bool {
+    let sent = match action {
+        Action::Allow | Action::Alert => fd.respond_continue(id),
+        Action::Block => fd.respond_errno(id, libc::EPERM),
+    };
+    match sent {
+        Ok(()) => true,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            tracing::debug!("the exec was withdrawn before its answer");
+            false
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot answer the notification");
+            false
+        }
+    }
+}
