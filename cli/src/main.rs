@@ -49,7 +49,7 @@ enum Command {
         #[arg(long)]
         alerts: Option<PathBuf>,
         /// How long an exec may wait for its decision, in milliseconds.
-        #[arg(long, default_value_t = 2000)]
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
         deadline_ms: u64,
         /// What an exec gets past the deadline: "closed" (blocked) or "open" (allowed and
         /// alerted).

@@ -97,3 +97,11 @@ fn eval_with_a_stricter_policy_file_and_a_mode_override() {
     let bad_mode = execguard(&["policy", "eval", "--mode", "strict", events], "");
     assert_eq!(bad_mode.status.code(), Some(2));
 }
+
+/// A zero deadline would give every exec the fail action before it is inspected.
+#[test]
+fn run_refuses_a_zero_deadline() {
+    let output = execguard(&["run", "--deadline-ms", "0", "--", "/bin/true"], "");
+    assert_eq!(output.status.code(), Some(2), "clap's usage error");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--deadline-ms"));
+}

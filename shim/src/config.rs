@@ -208,6 +208,13 @@ impl ShimConfig {
             ConfigError::Invalid { path: format!("{path}:{line}:{column}"), message: error.message().to_string() }
         })?;
         config.fail_action().map_err(invalid)?;
+        if config.deadline_ms == 0 {
+            // A zero deadline would answer every exec with the fail action before it is
+            // inspected: every container would fail closed, or run unchecked.
+            return Err(invalid(
+                "deadline_ms = 0 leaves no time to decide an exec: use the default 2000, or at least 1".into(),
+            ));
+        }
         Ok(config)
     }
 
@@ -334,6 +341,13 @@ mod tests {
 
     fn annotations(value: Value) -> Map<String, Value> {
         value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_zero_deadline_is_refused_naming_the_file() {
+        let error = ShimConfig::parse("deadline_ms = 0\n", "/etc/execguard/config.toml").unwrap_err().to_string();
+        assert!(error.contains("/etc/execguard/config.toml") && error.contains("deadline_ms = 0"), "{error}");
+        assert!(ShimConfig::parse("deadline_ms = 1\n", "c.toml").is_ok());
     }
 
     #[test]
