@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -36,7 +36,7 @@ impl AlertSender {
     /// Queues an alert without waiting: a full queue (or a writer that is gone) drops it,
     /// counted and logged.
     pub fn send(&self, alert: Alert) {
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.queue.try_send(alert) {
+        if self.queue.try_send(alert).is_err() {
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::warn!(dropped, "alert queue full or closed: alert dropped");
         }

@@ -796,21 +796,25 @@ mod tests {
         }
     }
 
-    /// The NUL-terminated string at `addr` in the stopped process (at most 4096 bytes).
-    fn read_string(pid: u32, addr: u64) -> Vec<u8> {
+    /// Up to `len` bytes at `addr` in the stopped process's memory.
+    fn read_memory(pid: u32, addr: u64, len: usize) -> Vec<u8> {
         let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-        let mut bytes = vec![0; 4096];
+        let mut bytes = vec![0; len];
         let n = mem.read_at(&mut bytes, addr).unwrap();
         bytes.truncate(n);
+        bytes
+    }
+
+    /// The NUL-terminated string at `addr` in the stopped process (at most 4096 bytes).
+    fn read_string(pid: u32, addr: u64) -> Vec<u8> {
+        let mut bytes = read_memory(pid, addr, 4096);
         bytes.truncate(bytes.iter().position(|&b| b == 0).expect("a NUL within 4096 bytes"));
         bytes
     }
 
-    /// The first pointer of the 64-bit pointer array at `addr` in the stopped process.
+    /// The 64-bit pointer at `addr` in the stopped process.
     fn read_pointer(pid: u32, addr: u64) -> u64 {
-        let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-        let mut word = [0; 8];
-        mem.read_exact_at(&mut word, addr).unwrap();
+        let word: [u8; 8] = read_memory(pid, addr, 8).try_into().expect("8 readable bytes");
         u64::from_le_bytes(word)
     }
 
