@@ -4,6 +4,41 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// `execguard` as it ships: with `containerd-shim-execguard-v2` next to it, which install
+/// copies. The shim is another package's binary, which `cargo test` of this package does
+/// not build, so it is built here once (a no-op when it is up to date) and both are staged
+/// in a directory of their own.
+fn shipped_execguard() -> &'static Path {
+    static STAGED: OnceLock<PathBuf> = OnceLock::new();
+    STAGED.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let build = Command::new(cargo)
+            .args(["build", "--locked", "--quiet", "--message-format=json", "-p", "execguard-shim"])
+            .args(["--bin", "containerd-shim-execguard-v2"])
+            .output()
+            .expect("run cargo to build the shim");
+        assert!(build.status.success(), "building the shim failed:\n{}", String::from_utf8_lossy(&build.stderr));
+        let shim = String::from_utf8_lossy(&build.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+            .expect("cargo names the shim executable it built");
+        // Under the target dir, so nothing is left in TMPDIR; each file is copied aside and
+        // renamed into place, so a concurrent run never executes a half-written binary.
+        let staged = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shipped-execguard");
+        std::fs::create_dir_all(&staged).expect("staging dir");
+        for (from, name) in
+            [(Path::new(env!("CARGO_BIN_EXE_execguard")), "execguard"), (&shim, "containerd-shim-execguard-v2")]
+        {
+            let partial = staged.join(format!(".{name}.{}", std::process::id()));
+            std::fs::copy(from, &partial).expect("stage a binary");
+            std::fs::rename(&partial, staged.join(name)).expect("stage a binary");
+        }
+        staged.join("execguard")
+    })
+}
 
 struct Scratch(PathBuf);
 
@@ -20,7 +55,7 @@ impl Scratch {
     fn execguard(&self, verb: &str, extra: &[&str]) -> Output {
         let (config, drop_in, shims, dir) =
             (self.path("config.toml"), self.path("conf.d/99-execguard.toml"), self.path("bin"), self.path("execguard"));
-        Command::new(env!("CARGO_BIN_EXE_execguard"))
+        Command::new(shipped_execguard())
             .args([verb, "containerd", "--config"])
             .arg(config)
             .arg("--drop-in")
