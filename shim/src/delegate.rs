@@ -21,6 +21,23 @@ pub struct ShimFlags {
 /// only, and the runc shim needs it.
 pub const PUBLISH_BINARY_ENV: &str = "EXECGUARD_PUBLISH_BINARY";
 
+/// The file in a container's bundle that names the runc shim binary its Create used.
+/// `delete` runs as a process of its own, with no runtime options: without this record
+/// it would read the default configuration, not the one that ConfigPath named.
+const RECORDED_BINARY: &str = "execguard-delegate";
+
+/// Records which runc shim binary serves the bundle's container.
+pub fn record_binary(bundle: &Path, binary: &str) -> Result<(), String> {
+    let path = bundle.join(RECORDED_BINARY);
+    std::fs::write(&path, binary).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The runc shim binary that Create recorded in the bundle, if it recorded one.
+pub fn recorded_binary(bundle: &Path) -> Option<String> {
+    let binary = std::fs::read_to_string(bundle.join(RECORDED_BINARY)).ok()?;
+    (!binary.is_empty()).then_some(binary)
+}
+
 fn base_command(binary: &str, flags: &ShimFlags, id: &str) -> Command {
     let mut command = Command::new(binary);
     command.args(["-namespace", &flags.namespace, "-id", id, "-address", &flags.address]);

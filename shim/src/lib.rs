@@ -86,14 +86,17 @@ impl Shim for ExecguardShim {
     }
 
     async fn delete_shim(&mut self) -> containerd_shim::Result<DeleteResponse> {
-        let (config, _) = ShimConfig::load(None).map_err(|e| shim_error(e.to_string()))?;
         let bundle = match self.bundle.as_str() {
             "" => std::env::current_dir().map_err(|e| shim_error(format!("no bundle: {e}")))?.display().to_string(),
             bundle => bundle.to_string(),
         };
-        let output = delegate::delete(&config.delegate.binary, &self.flags, std::path::Path::new(&bundle), &self.id)
-            .await
-            .map_err(shim_error)?;
+        let bundle = std::path::Path::new(&bundle);
+        let binary = match delegate::recorded_binary(bundle) {
+            Some(binary) => binary,
+            // Create never ran for this bundle: the default configuration is all there is.
+            None => ShimConfig::load(None).map_err(|e| shim_error(e.to_string()))?.0.delegate.binary,
+        };
+        let output = delegate::delete(&binary, &self.flags, bundle, &self.id).await.map_err(shim_error)?;
         DeleteResponse::parse_from_bytes(&output).map_err(|e| shim_error(format!("the runc shim's delete answer: {e}")))
     }
 

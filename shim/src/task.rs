@@ -132,14 +132,13 @@ impl ExecguardTask {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The runc shim's client, starting that shim with the first container's bundle (it
-    /// groups the pod's containers itself, by the sandbox id in the spec).
-    async fn delegate(&self, bundle: &str, id: &str) -> ttrpc::Result<&TaskClient> {
+    /// The runc shim's client, starting that shim (`binary`, from the configuration that
+    /// Create loaded) with the first container's bundle (it groups the pod's containers
+    /// itself, by the sandbox id in the spec).
+    async fn delegate(&self, binary: &str, bundle: &str, id: &str) -> ttrpc::Result<&TaskClient> {
         self.delegate
             .get_or_try_init(|| async {
-                let (config, _) = ShimConfig::load(None).map_err(|e| internal(e.to_string()))?;
-                let binary = config.delegate.binary;
-                let address = delegate::start(&binary, &self.flags, Path::new(bundle), id).await.map_err(internal)?;
+                let address = delegate::start(binary, &self.flags, Path::new(bundle), id).await.map_err(internal)?;
                 tracing::info!(%address, "runc shim started");
                 let client = ttrpc::r#async::Client::connect(&address)
                     .await
@@ -218,7 +217,9 @@ impl ExecguardTask {
     /// Everything Create does before the runc shim sees the request: the configuration,
     /// the container's mode and policy, the spec patch and the agent. Nothing is left
     /// half-applied: the spec is only rewritten once everything else is known to be good.
-    fn prepare(&self, req: &mut CreateTaskRequest) -> Result<Option<Agent>, String> {
+    /// Returns the agent (none when the container is not supervised) and the runc shim
+    /// binary of the configuration it loaded.
+    fn prepare(&self, req: &mut CreateTaskRequest) -> Result<(Option<Agent>, String), String> {
         let explicit = match req.options.as_ref() {
             Some(options) => config_path(options).map_err(|e| format!("runtime options: {e}"))?,
             None => None,
@@ -226,7 +227,14 @@ impl ExecguardTask {
         let (config, origin) = ShimConfig::load(explicit.as_deref()).map_err(|e| e.to_string())?;
         tracing::debug!(config = %origin, "configuration");
         req.options = Some(runc_options(&config)?).into();
+        let bundle = Path::new(&req.bundle);
+        delegate::record_binary(bundle, &config.delegate.binary)?;
+        let agent = self.supervise(req, &config)?;
+        Ok((agent, config.delegate.binary))
+    }
 
+    /// The supervision part of [`ExecguardTask::prepare`].
+    fn supervise(&self, req: &CreateTaskRequest, config: &ShimConfig) -> Result<Option<Agent>, String> {
         let bundle = Path::new(&req.bundle);
         let spec_path = bundle.join("config.json");
         let spec_text = std::fs::read(&spec_path).map_err(|e| format!("cannot read {}: {e}", spec_path.display()))?;
@@ -242,14 +250,14 @@ impl ExecguardTask {
             tracing::info!(container = %req.id, "execguard mode off: the container runs without a filter");
             return Ok(None);
         };
-        let supervision = self.supervision(&config)?;
+        let supervision = self.supervision(config)?;
         let supervisor = supervision.supervisor.clone();
-        let slot = self.policy_slot(&config, &selection, &supervision.reloader)?;
+        let slot = self.policy_slot(config, &selection, &supervision.reloader)?;
         let path = agent_path(&self.flags.namespace, &req.id);
         // Enforce mode also guards each process's first network socket (seccomp::Gate).
         let enforce = slot.get().mode() == execguard_policy::Mode::Enforce;
         let gate = enforce.then_some(Gate { io_uring: !config.allow_io_uring });
-        let patch = SpecPatch { listener_path: path.display().to_string(), listener_metadata: req.id.clone(), gate };
+        let patch = SpecPatch { listener_path: path.display().to_string(), gate };
         let root_changes = match patch.apply_to_bundle(bundle).map_err(|e| e.to_string())? {
             RootWatch::Reported => Some(Arc::default()),
             RootWatch::NotReported { syscall } => {
@@ -263,7 +271,6 @@ impl ExecguardTask {
         };
         let facts = ContainerFacts {
             id: req.id.clone(),
-            image: None,
             upper_dir: upper_dir(&req.rootfs),
             root_changes,
             gate: gate.is_some(),
@@ -311,11 +318,14 @@ task_service! {
     stats(StatsRequest) -> StatsResponse;
 {
     async fn create(&self, ctx: &TtrpcContext, mut req: CreateTaskRequest) -> ttrpc::Result<CreateTaskResponse> {
-        let agent = self.prepare(&mut req).map_err(|message| {
+        // Reading and compiling the policy and rewriting the bundle block: the worker gives
+        // its other tasks to the runtime's other threads meanwhile (block_in_place borrows
+        // `self` and `req`, which spawn_blocking's 'static closure could not).
+        let (agent, binary) = tokio::task::block_in_place(|| self.prepare(&mut req)).map_err(|message| {
             tracing::error!(container = %req.id, "{message}");
             invalid(format!("execguard: {message}"))
         })?;
-        let delegate = self.delegate(&req.bundle, &req.id).await?;
+        let delegate = self.delegate(&binary, &req.bundle, &req.id).await?;
         let response = delegate.create(context(ctx), &req).await?;
         self.state().containers.insert(req.id.clone(), agent);
         Ok(response)

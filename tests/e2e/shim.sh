@@ -244,9 +244,14 @@ out=$(run --seccomp "$E2E_IMAGE" chroot2 sh -c "$chroot_nc" 2>&1)
 check "under containerd's default profile (chroot allowed by a rule): refused" contains "$out" "chroot=126"
 
 echo "== the ConfigPath runtime option"
-printf 'mode = "monitor"\n[alerts]\nfile = "%s"\n' "$work/other-alerts.jsonl" > "$work/other.toml"
+# Its [delegate] too: the runc shim it names is a wrapper that notes each command.
+runc_shim=$(command -v containerd-shim-runc-v2)
+printf '#!/bin/sh\necho "$*" >> %s\nexec %s "$@"\n' "$work/delegate.log" "$runc_shim" > "$work/delegate"
+chmod +x "$work/delegate"
+printf 'mode = "monitor"\n[alerts]\nfile = "%s"\n[delegate]\nbinary = "%s"\n' "$work/other-alerts.jsonl" "$work/delegate" > "$work/other.toml"
 out=$(run --runtime-config-path "$work/other.toml" "$E2E_IMAGE" configpath1 sh -c "$tools" 2>&1)
 check "ConfigPath's file applies" contains "$(cat "$work/other-alerts.jsonl" 2>/dev/null)" '"id":"configpath1"'
+check "and its [delegate] runc shim runs the container" contains "$(cat "$work/delegate.log" 2>/dev/null)" "-id configpath1 -address"
 
 echo "== policy hot reload"
 cp config/policy.toml "$work/live-policy.toml"
