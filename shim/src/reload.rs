@@ -34,6 +34,7 @@ fn stamp(path: &PathBuf) -> Option<Stamp> {
     std::fs::metadata(path).ok().map(|m| Stamp { modified: m.modified().ok(), len: m.len(), inode: m.ino() })
 }
 
+#[derive(Clone)]
 struct Watched {
     path: PathBuf,
     mode: Option<Mode>,
@@ -55,18 +56,24 @@ impl Reloader {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Watched>> {
-        // Entries are pushed whole and updated field by field: always usable.
+        // Entries are pushed whole and only their stamp changes: always usable.
         self.watched.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Checks every file once; reloads those that changed.
+    /// Checks every file once; reloads those that changed. The list is locked only to copy
+    /// it and to note what was seen: a compile never holds up a Create that starts
+    /// watching another file.
     pub fn check(&self) {
-        for watched in self.lock().iter_mut() {
+        let watched: Vec<Watched> = self.lock().clone();
+        for (index, watched) in watched.into_iter().enumerate() {
             let now = stamp(&watched.path);
             if now == watched.seen {
                 continue;
             }
-            watched.seen = now;
+            // Entries are only ever appended, so the index still names this one.
+            if let Some(entry) = self.lock().get_mut(index) {
+                entry.seen = now;
+            }
             let path = watched.path.display();
             match Policy::load(&watched.path) {
                 Ok(policy) => {
