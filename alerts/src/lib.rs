@@ -11,14 +11,13 @@
 //! event (it ignores the extra fields), which is how a stricter policy is tried on what
 //! really ran.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::io::{self, Write};
 use std::time::{Duration, Instant, SystemTime};
 
 use execguard_policy::{DecisionRecord, ExecEvent};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 mod writer;
 pub use writer::{spawn_writer, Alert, AlertSender, ALERT_QUEUE};
@@ -66,7 +65,27 @@ impl<W: Write> JsonLinesSink<W> {
 /// hundreds. Decisions are never de-duplicated: every exec is still decided and blocked.
 pub struct Deduplicator {
     window: Duration,
-    seen: HashMap<u64, Instant>,
+    seen: HashMap<RepeatKey, Instant>,
+}
+
+/// What makes two alerts the same: SHA-256 over the fields as a JSON array. JSON quotes
+/// and delimits every field, so `["a b"]` and `["a", "b"]` differ; SHA-256 is specified
+/// (std's DefaultHasher is not, and may change between Rust releases) and no collision
+/// can make a new alert pass for a repeat.
+type RepeatKey = [u8; 32];
+
+fn repeat_key(event: &ExecEvent, decision: &DecisionRecord) -> RepeatKey {
+    let fields = (
+        event.container.as_ref().and_then(|c| c.id.as_deref()),
+        decision.decision,
+        decision.rule.as_ref().map(|r| r.id.as_str()),
+        &event.process.executable,
+        &event.process.args,
+        event.process.parent.as_ref().and_then(|p| p.executable.as_deref()),
+    );
+    // Strings, options and an enum of unit variants: serialising them cannot fail.
+    let json = serde_json::to_vec(&fields).unwrap_or_default();
+    Sha256::digest(json).into()
 }
 
 /// Entries kept before expired ones are swept (and, if all are recent, before the memory
@@ -84,14 +103,7 @@ impl Deduplicator {
         if self.window.is_zero() {
             return true;
         }
-        let mut hasher = DefaultHasher::new();
-        event.container.as_ref().and_then(|c| c.id.as_deref()).hash(&mut hasher);
-        decision.decision.hash(&mut hasher);
-        decision.rule.as_ref().map(|r| r.id.as_str()).hash(&mut hasher);
-        event.process.executable.hash(&mut hasher);
-        event.process.args.hash(&mut hasher);
-        event.process.parent.as_ref().and_then(|p| p.executable.as_deref()).hash(&mut hasher);
-        let key = hasher.finish();
+        let key = repeat_key(event, decision);
         if self.seen.get(&key).is_some_and(|at| now.duration_since(*at) < self.window) {
             return false;
         }
@@ -134,6 +146,19 @@ mod tests {
         assert_eq!(replayed, event);
     }
 
+    /// The key is a specified function of the record, the same in every build and on
+    /// every node: SHA-256 of this JSON text (the hex is `sha256sum`'s over it).
+    #[test]
+    fn the_repeat_key_is_sha256_of_the_fields() {
+        let policy = Policy::embedded().unwrap();
+        let nc = ExecEvent::new("/usr/bin/nc.openbsd", vec!["nc".into()]);
+        let decision = policy.record(&nc, &policy.decide(&nc));
+        // [null,"block","falco.launch_suspicious_network_tool","/usr/bin/nc.openbsd",["nc"],null]
+        assert_eq!(decision.rule.as_ref().map(|r| r.id.as_str()), Some("falco.launch_suspicious_network_tool"));
+        let hex: String = repeat_key(&nc, &decision).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "ce7d4916c38b17285c2048d7ceca6a4e58076ed687910f9d2e93d827a0e98345");
+    }
+
     #[test]
     fn repeats_within_the_window_are_suppressed() {
         let policy = Policy::embedded().unwrap();
@@ -147,6 +172,9 @@ mod tests {
         assert!(!dedup.first_time(&nc, &decision, start + Duration::from_secs(60)));
         assert!(dedup.first_time(&other_args, &decision, start + Duration::from_secs(60)));
         assert!(dedup.first_time(&nc, &decision, start + Duration::from_secs(3601)));
+        let mut split_args = nc.clone();
+        split_args.process.args = vec!["nc 10.0.0.1".into(), "4444".into()];
+        assert!(dedup.first_time(&split_args, &decision, start + Duration::from_secs(60)), "arguments are delimited");
         let mut everything = Deduplicator::new(Duration::ZERO);
         assert!(everything.first_time(&nc, &decision, start) && everything.first_time(&nc, &decision, start));
     }
