@@ -609,19 +609,11 @@ impl ExecFilter {
 }
 
 /// Whether the calling thread has CAP_SYS_ADMIN in its effective set, which lets it install
-/// a seccomp filter without no_new_privs. Reads CapEff of /proc/thread-self/status
-/// (capabilities are per thread); any failure reads as "no", so the caller falls back to
-/// no_new_privs, which always works.
+/// a seccomp filter without no_new_privs (capabilities are per thread: capget(2) asks
+/// about this one). A failure reads as "no", so the caller falls back to no_new_privs,
+/// which always works.
 pub fn holds_cap_sys_admin() -> bool {
-    const CAP_SYS_ADMIN: u32 = 21;
-    let Ok(status) = std::fs::read_to_string("/proc/thread-self/status") else {
-        return false;
-    };
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+    caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_ADMIN).unwrap_or(false)
 }
 
 /// A msghdr over one iovec, with `control` as room for one fd of ancillary data. The
@@ -1204,14 +1196,24 @@ mod tests {
         assert_eq!(child.wait(), Some(0));
     }
 
+    /// Against the kernel's own account of the thread (CapEff in /proc/thread-self/status),
+    /// as the suite runs (root: it holds the capability) and in a thread that dropped it
+    /// from its effective set.
     #[test]
-    fn cap_sys_admin_matches_capget() {
-        // The tests run as root here; under an unprivileged user this reads false and the
-        // children set no_new_privs, which the other tests then exercise.
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let eff = status.lines().find(|l| l.starts_with("CapEff:")).unwrap();
-        let caps = u64::from_str_radix(eff["CapEff:".len()..].trim(), 16).unwrap();
-        assert_eq!(holds_cap_sys_admin(), caps & (1 << 21) != 0);
+    fn cap_sys_admin_follows_the_threads_effective_set() {
+        fn cap_eff_has_sys_admin() -> bool {
+            let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+            let eff = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap();
+            u64::from_str_radix(eff.trim(), 16).unwrap() & (1 << 21) != 0
+        }
+        assert!(cap_eff_has_sys_admin(), "this test needs CAP_SYS_ADMIN: run the suite as root (scripts/test does)");
+        assert!(holds_cap_sys_admin());
+        let dropped = std::thread::spawn(|| {
+            caps::drop(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_ADMIN).unwrap();
+            (cap_eff_has_sys_admin(), holds_cap_sys_admin())
+        });
+        assert_eq!(dropped.join().unwrap(), (false, false));
+        assert!(holds_cap_sys_admin(), "only the other thread dropped it");
     }
 
     /// The way `execguard run` uses it: a std Command whose pre_exec installs the filter.
