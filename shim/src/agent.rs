@@ -30,7 +30,6 @@ const MAX_STATE: usize = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct ContainerFacts {
     pub id: String,
-    pub image: Option<String>,
     pub upper_dir: Option<PathBuf>,
     /// Shared by every filter of the container when its profile reports root changes.
     pub root_changes: Option<Arc<RootChanges>>,
@@ -146,7 +145,8 @@ fn scope(state: &Value, facts: &ContainerFacts) -> Scope {
     let namespace = annotation("io.kubernetes.cri.sandbox-namespace");
     let orchestrator = (pod.is_some() || namespace.is_some())
         .then(|| Orchestrator { namespace, resource: Some(Resource { name: pod, kind: Some("pod".into()) }) });
-    let image = annotation("io.kubernetes.cri.image-name").or_else(|| facts.image.clone());
+    // CRI names the image; a Create request does not, so under ctr it stays unknown.
+    let image = annotation("io.kubernetes.cri.image-name");
     Scope {
         container: Some(Container {
             id: Some(facts.id.clone()),
@@ -173,7 +173,7 @@ mod tests {
             "io.kubernetes.cri.container-name": "nginx",
             "io.kubernetes.cri.image-name": "docker.io/library/nginx:1.27"
         }}});
-        let facts = ContainerFacts { id: "abc".into(), image: None, upper_dir: None, root_changes: None, gate: false };
+        let facts = ContainerFacts { id: "abc".into(), upper_dir: None, root_changes: None, gate: false };
         let scope = scope(&state, &facts);
         let container = scope.container.unwrap();
         assert_eq!(container.name.as_deref(), Some("nginx"));

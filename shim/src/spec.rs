@@ -52,10 +52,10 @@ pub enum RootWatch {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpecPatch {
     /// The supervisor's socket, where runc sends the listener fd.
+    /// One socket per container: runc's `listenerMetadata` would only repeat what the
+    /// socket already says, so the patch sets none.
     pub listener_path: String,
-    /// Passed back by runc with every connection: names the container.
-    pub listener_metadata: String,
-    /// Enforce mode's socket gate (`seccomp::Gate`): network sockets, and io_uring_setup
+    /// Enforce mode's socket gate (`execguard_seccomp::Gate`): network sockets, and io_uring_setup
     /// unless the node allows it, go to the supervisor too.
     pub gate: Option<Gate>,
 }
@@ -113,7 +113,6 @@ impl SpecPatch {
         let watch = watch_root_changes(rules, &default_action);
         rules.retain(|rule| rule.get("names").and_then(Value::as_array).is_none_or(|names| !names.is_empty()));
         seccomp.insert("listenerPath".into(), Value::String(self.listener_path.clone()));
-        seccomp.insert("listenerMetadata".into(), Value::String(self.listener_metadata.clone()));
         Ok(watch)
     }
 
@@ -337,7 +336,7 @@ mod tests {
     use super::*;
 
     fn patch() -> SpecPatch {
-        SpecPatch { listener_path: "/run/execguard/x.sock".into(), listener_metadata: "ctr-1".into(), gate: None }
+        SpecPatch { listener_path: "/run/execguard/x.sock".into(), gate: None }
     }
 
     #[test]
@@ -358,7 +357,6 @@ mod tests {
             ])
         );
         assert_eq!(seccomp["listenerPath"], "/run/execguard/x.sock");
-        assert_eq!(seccomp["listenerMetadata"], "ctr-1");
         // Fields the shim does not own are kept as they were.
         assert_eq!(spec["x-unknown"], 1);
         assert_eq!(spec["linux"]["namespaces"], json!([]));
@@ -564,7 +562,7 @@ mod tests {
         std::fs::write(dir.join("config.json"), r#"{"ociVersion":"1.0.2","annotations":{"a":"b"}}"#).unwrap();
         patch().apply_to_bundle(&dir).unwrap();
         let spec: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
-        assert_eq!(spec["linux"]["seccomp"]["listenerMetadata"], "ctr-1");
+        assert_eq!(spec["linux"]["seccomp"]["listenerPath"], "/run/execguard/x.sock");
         assert_eq!(annotations(&spec)["a"], "b");
         assert!(!dir.join(".config.json.execguard").exists());
         std::fs::write(dir.join("config.json"), "{not json").unwrap();
