@@ -41,7 +41,7 @@ pub mod walk;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -49,6 +49,11 @@ use std::time::{Duration, Instant, SystemTime};
 use execguard_alerts::{Alert, AlertSender};
 use execguard_policy::{Action, DecisionRecord, ExecEvent, Policy};
 use execguard_seccomp::{Kind, Notification, NotifyFd};
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 use identity::Identities;
 use inspect::{GateState, Inspected, Limits, Lineage, RootChanges, Scope, Source, WritableLineage};
@@ -143,9 +148,9 @@ pub struct Supervisor {
     pending: Mutex<Vec<Pending>>,
     /// Every filter's notify fd (level-triggered: readable while a notification waits)
     /// and the stop eventfd. Receivers hold it too, so that it outlives them.
-    epoll: Arc<OwnedFd>,
+    epoll: Arc<Epoll>,
     /// Written when the supervisor is dropped: receivers waiting in epoll end.
-    stop: OwnedFd,
+    stop: EventFd,
     /// The filters, by the token their fd is registered with in `epoll`.
     filters: Mutex<HashMap<u64, Arc<Filter>>>,
     next_token: AtomicU64,
@@ -188,9 +193,8 @@ struct Filter {
 impl Supervisor {
     /// A supervisor, its receiver thread and its watchdog thread. Alerts go to `alerts`.
     pub fn new(config: Config, alerts: AlertSender) -> io::Result<Arc<Supervisor>> {
-        // SAFETY: plain syscalls that return a new fd or -1.
-        let epoll = owned_fd(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
-        let stop = owned_fd(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        let stop = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
         epoll_add(&epoll, &stop, STOP_TOKEN)?;
         let supervisor = Arc::new(Supervisor {
             config,
@@ -289,10 +293,8 @@ impl Supervisor {
     /// Stops serving the filter registered as `token`.
     fn end(&self, token: u64) {
         let Some(filter) = lock(&self.filters).remove(&token) else { return };
-        // SAFETY: the fd is open (the filter holds it); a null event is allowed for DEL.
-        unsafe {
-            libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, filter.fd.as_raw_fd(), std::ptr::null_mut())
-        };
+        // Failing, the fd stays registered until the filter's last reference closes it.
+        let _ = self.epoll.delete(&*filter.fd);
         tracing::debug!(container = filter.container(), "every process under the filter has exited");
     }
 
@@ -377,8 +379,8 @@ impl Supervisor {
                 if kind == Kind::NetworkSocket && action == Action::Block {
                     // What runs was blocked: the process must not go on without its socket
                     // either (it could try another way, or touch files).
-                    // SAFETY: kill with a pid the kernel gave us; at worst it is gone.
-                    unsafe { libc::kill(notification.pid as libc::pid_t, libc::SIGKILL) };
+                    // A pid the kernel gave us, still stopped in socket(): at worst it is gone.
+                    let _ = kill(Pid::from_raw(notification.pid as i32), Signal::SIGKILL);
                 }
                 if answer(&filter.fd, notification.id, action) && action != Action::Allow {
                     self.report(event, record);
@@ -429,10 +431,8 @@ impl Supervisor {
 
 impl Drop for Supervisor {
     fn drop(&mut self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64 to our eventfd. Failing, the receivers
-        // stay blocked in epoll, which ends with the process.
-        unsafe { libc::write(self.stop.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        // Failing, the receivers stay blocked in epoll, which ends with the process.
+        let _ = self.stop.write(1);
     }
 }
 
@@ -445,26 +445,24 @@ impl Filter {
 
 /// A receiver thread: waits for notifications on every filter, and serves each ready
 /// filter in turn. Ends when retired by the watchdog, or when the supervisor is gone.
-fn receive(supervisor: &Weak<Supervisor>, epoll: &OwnedFd, receiver: &Receiver) {
-    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 16];
+fn receive(supervisor: &Weak<Supervisor>, epoll: &Epoll, receiver: &Receiver) {
+    let mut events = [EpollEvent::empty(); 16];
     loop {
-        // SAFETY: `events` is writable for its whole length, which is what we pass.
-        let ready = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, -1) };
-        let Ok(ready) = usize::try_from(ready) else {
-            let error = io::Error::last_os_error();
-            if error.kind() == io::ErrorKind::Interrupted {
-                continue;
+        let ready = match epoll.wait(&mut events, EpollTimeout::NONE) {
+            Ok(ready) => ready,
+            Err(Errno::EINTR) => continue,
+            Err(error) => {
+                tracing::error!(%error, "cannot wait for notifications; execs will wait for their deadline");
+                return;
             }
-            tracing::error!(%error, "cannot wait for notifications; execs will wait for their deadline");
-            return;
         };
         for event in events.iter().take(ready) {
-            let (token, flags) = (event.u64, event.events);
+            let (token, flags) = (event.data(), event.events());
             if token == STOP_TOKEN {
                 return;
             }
             let Some(supervisor) = supervisor.upgrade() else { return };
-            if flags & libc::EPOLLIN as u32 != 0 {
+            if flags.contains(EpollFlags::EPOLLIN) {
                 supervisor.receive_one(token, receiver);
             } else {
                 supervisor.end(token);
@@ -479,22 +477,8 @@ fn receive(supervisor: &Weak<Supervisor>, epoll: &OwnedFd, receiver: &Receiver) 
 }
 
 /// Registers `fd` with `epoll` for readability, as `token`.
-fn epoll_add(epoll: &OwnedFd, fd: &impl AsRawFd, token: u64) -> io::Result<()> {
-    let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: token };
-    // SAFETY: both fds are open; `event` is a valid epoll_event for the call.
-    if unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut event) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Takes ownership of an fd a syscall just returned, or its error.
-fn owned_fd(fd: libc::c_int) -> io::Result<OwnedFd> {
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+fn epoll_add(epoll: &Epoll, fd: impl AsFd, token: u64) -> io::Result<()> {
+    Ok(epoll.add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))?)
 }
 
 /// Locks a mutex of the supervisor (its queues, its per-filter caches). Their contents are

@@ -15,7 +15,10 @@
 //! task can still rewrite the strings after they were read: never trust them for the
 //! identity of the executed file, which `resolve` takes from an open fd.
 
-use std::io;
+use std::io::{self, IoSliceMut};
+
+use nix::sys::uio::{process_vm_readv, RemoteIoVec};
+use nix::unistd::{sysconf, Pid, SysconfVar};
 
 pub use execguard_seccomp::PointerWidth;
 
@@ -30,9 +33,8 @@ pub struct Argv {
 const CHUNK: usize = 4096;
 
 fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+    let size = sysconf(SysconfVar::PAGE_SIZE).ok().flatten();
+    size.and_then(|size| u64::try_from(size).ok()).filter(|&s| s > 0).unwrap_or(4096)
 }
 
 fn efault() -> io::Error {
@@ -48,20 +50,16 @@ fn left_in_page(addr: u64) -> usize {
 /// One process_vm_readv from the `remote` ranges, in order, into `local`. The kernel stops
 /// at the first range that faults and returns the bytes before it (0 if the first one
 /// faults, which is an error here).
-fn read_ranges(pid: libc::pid_t, local: &mut [u8], remote: &[libc::iovec]) -> io::Result<usize> {
-    let local = libc::iovec { iov_base: local.as_mut_ptr().cast(), iov_len: local.len() };
-    // SAFETY: `local` covers a buffer we hold mutably; the remote ranges are only
-    // dereferenced by the kernel, in the other address space, where they are checked.
-    let n = unsafe { libc::process_vm_readv(pid, &local, 1, remote.as_ptr(), remote.len() as libc::c_ulong, 0) };
-    match n {
-        n if n > 0 => Ok(n as usize),
+fn read_ranges(pid: libc::pid_t, local: &mut [u8], remote: &[RemoteIoVec]) -> io::Result<usize> {
+    match process_vm_readv(Pid::from_raw(pid), &mut [IoSliceMut::new(local)], remote)? {
         0 => Err(efault()),
-        _ => Err(io::Error::last_os_error()),
+        n => Ok(n),
     }
 }
 
-fn remote(addr: u64, len: usize) -> libc::iovec {
-    libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: len }
+/// A range of the other process's memory. Its addresses fit a usize: x86_64 only.
+fn remote(addr: u64, len: usize) -> RemoteIoVec {
+    RemoteIoVec { base: addr as usize, len }
 }
 
 /// Reads from `addr` into `buf`, never past the end of the page that holds `addr`.
@@ -250,9 +248,9 @@ const PREFETCH_LEN: usize = 256;
 /// page) into `buf` with one syscall. A piece that did not arrive, because it or an
 /// earlier range faulted, is None: the caller reads that string alone.
 fn prefetch<'a>(pid: libc::pid_t, pointers: &[u64], buf: &'a mut Vec<u8>) -> io::Result<Vec<Option<&'a [u8]>>> {
-    let ranges: Vec<libc::iovec> = pointers.iter().map(|&p| remote(p, PREFETCH_LEN.min(left_in_page(p)))).collect();
+    let ranges: Vec<RemoteIoVec> = pointers.iter().map(|&p| remote(p, PREFETCH_LEN.min(left_in_page(p)))).collect();
     buf.clear();
-    buf.resize(ranges.iter().map(|r| r.iov_len).sum(), 0);
+    buf.resize(ranges.iter().map(|r| r.len).sum(), 0);
     let arrived = match read_ranges(pid, buf, &ranges) {
         Ok(n) => n,
         Err(err) if err.raw_os_error() == Some(libc::EFAULT) => 0,
@@ -263,8 +261,8 @@ fn prefetch<'a>(pid: libc::pid_t, pointers: &[u64], buf: &'a mut Vec<u8>) -> io:
     Ok(ranges
         .iter()
         .map(|range| {
-            let piece = buf.get(offset..offset + range.iov_len).filter(|_| offset + range.iov_len <= arrived);
-            offset += range.iov_len;
+            let piece = buf.get(offset..offset + range.len).filter(|_| offset + range.len <= arrived);
+            offset += range.len;
             piece
         })
         .collect())

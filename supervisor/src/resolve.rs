@@ -21,15 +21,18 @@
 //! own lookup. The fd in [`Resolved`] pins what was checked, for hashing or identity.
 
 use std::collections::HashSet;
-use std::ffi::CString;
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::mem;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::sys::statvfs::{fstatvfs, FsFlags};
 
 use crate::lock;
 use crate::walk::walk;
@@ -263,32 +266,23 @@ fn open_in_root(root: BorrowedFd<'_>, path: &[u8]) -> io::Result<OwnedFd> {
 
 fn openat2(dir: BorrowedFd<'_>, path: &[u8], flags: libc::c_int, resolve: u64) -> io::Result<OwnedFd> {
     // A path read from the process ends at its first NUL, so one inside is never ours to
-    // resolve.
-    let path = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: open_how is three integers, for which all zeroes is valid (and what the kernel
-    // expects in fields we do not set).
-    let mut how: libc::open_how = unsafe { mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = resolve;
+    // resolve: nix refuses it with EINVAL.
+    let how = OpenHow::new()
+        .flags(OFlag::from_bits_retain(flags | libc::O_CLOEXEC))
+        .resolve(ResolveFlag::from_bits_retain(resolve));
     loop {
-        // SAFETY: `path` is NUL-terminated and `how` is an open_how of the size passed; both
-        // outlive the call.
-        let fd = unsafe {
-            libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), path.as_ptr(), &how, mem::size_of::<libc::open_how>())
-        };
-        if fd >= 0 {
-            // SAFETY: openat2 returned a new fd that nothing else owns.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) });
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
+        match nix::fcntl::openat2(dir, path, how) {
+            Err(Errno::EINTR) => continue,
+            result => return Ok(result?),
         }
     }
 }
 
 /// fstat, and the id of the file's mount: the unique one (Linux 6.8), which is never
 /// reused, so that facts about a mount can be cached by it.
+///
+/// By hand: nix has no statx (rustix has, but a second syscall crate for one call is not
+/// worth it), and fstat's st_dev/st_ino carry no mount id.
 pub(crate) fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::statx> {
     // SAFETY: all zeroes is a valid `statx` (integers only).
     let mut st: libc::statx = unsafe { mem::zeroed() };
@@ -307,15 +301,10 @@ fn unique_mount(st: &libc::statx) -> Option<u64> {
     (st.stx_mask & libc::STATX_MNT_ID_UNIQUE != 0).then_some(st.stx_mnt_id)
 }
 
-pub(crate) fn fstatfs(fd: BorrowedFd<'_>) -> io::Result<libc::statfs> {
-    // SAFETY: all zeroes is a valid `statfs` (integers only).
-    let mut st: libc::statfs = unsafe { mem::zeroed() };
-    // SAFETY: `st` is a writable statfs buffer; fstatfs works on O_PATH fds (Linux 3.12).
-    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) } == 0 {
-        Ok(st)
-    } else {
-        Err(io::Error::last_os_error())
-    }
+/// The type of the file system that holds the file (fstatfs works on O_PATH fds, Linux
+/// 3.12).
+pub(crate) fn filesystem_type(fd: BorrowedFd<'_>) -> io::Result<libc::c_long> {
+    Ok(nix::sys::statfs::fstatfs(fd)?.filesystem_type().0)
 }
 
 /// What identifies a file's contents well enough to cache a verdict on it.
@@ -361,20 +350,14 @@ impl FileKey {
 /// not counted here: the caller decides that from its knowledge of the image and the
 /// well-known writable directories.
 pub fn on_memory_fs(fd: BorrowedFd<'_>) -> io::Result<bool> {
-    let fs = fstatfs(fd)?;
-    Ok(fs.f_type == libc::TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC)
+    let fs = filesystem_type(fd)?;
+    Ok(fs == libc::TMPFS_MAGIC || fs == RAMFS_MAGIC)
 }
 
 /// Whether the file's mount is read-only now (a remount can change that).
 pub fn mounted_read_only(fd: BorrowedFd<'_>) -> io::Result<bool> {
-    // libc hides statfs's f_flags on this target; statvfs carries the same mount flags.
-    // SAFETY: all zeroes is a valid `statvfs` (integers only).
-    let mut vfs: libc::statvfs = unsafe { mem::zeroed() };
-    // SAFETY: `vfs` is a writable statvfs buffer for the call.
-    if unsafe { libc::fstatvfs(fd.as_raw_fd(), &mut vfs) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(vfs.f_flag & libc::ST_RDONLY != 0)
+    // statfs's f_flags is hidden on this target; statvfs carries the same mount flags.
+    Ok(fstatvfs(fd)?.flags().contains(FsFlags::ST_RDONLY))
 }
 
 #[cfg(test)]
@@ -383,6 +366,7 @@ mod tests {
     use crate::procfs::tests::{require_root, set_name, Forked};
     use std::ffi::CString;
     use std::io::Write;
+    use std::os::fd::FromRawFd;
     use std::os::unix::fs::{symlink, MetadataExt};
     use std::path::Path;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -22,10 +22,15 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, readlinkat, OFlag};
+use nix::sys::stat::Mode;
 
 use crate::procfs;
-use crate::resolve::{fstat, fstatfs, PROC_ROOT_INO};
+use crate::resolve::{filesystem_type, fstat, PROC_ROOT_INO};
 
 /// The kernel's limit on symlinks followed in one lookup (include/linux/namei.h).
 const MAX_SYMLINKS: usize = 40;
@@ -100,7 +105,7 @@ enum Place {
 }
 
 fn procfs_place(directory: BorrowedFd<'_>) -> io::Result<Place> {
-    if fstatfs(directory)?.f_type != libc::PROC_SUPER_MAGIC {
+    if filesystem_type(directory)? != libc::PROC_SUPER_MAGIC {
         return Ok(Place::Elsewhere);
     }
     Ok(if fstat(directory)?.stx_ino == PROC_ROOT_INO { Place::ProcfsRoot } else { Place::InsideProcfs })
@@ -137,42 +142,24 @@ fn duplicate(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 
 /// openat(dir, name, O_PATH | O_CLOEXEC | extra).
 fn open_at(dir: BorrowedFd<'_>, name: &[u8], extra: libc::c_int) -> io::Result<OwnedFd> {
-    let name = std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let flags = OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::from_bits_retain(extra);
     loop {
-        // SAFETY: `name` is NUL-terminated and outlives the call; `dir` is open.
-        let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_PATH | libc::O_CLOEXEC | extra) };
-        if fd >= 0 {
-            // SAFETY: openat returned a new fd that nothing else owns.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
-            return Err(error);
+        match openat(dir, name, flags, Mode::empty()) {
+            Err(Errno::EINTR) => continue,
+            result => return Ok(result?),
         }
     }
 }
 
-/// The whole text of the symlink that an O_PATH | O_NOFOLLOW fd stands for.
+/// The whole text of the symlink that an O_PATH | O_NOFOLLOW fd stands for (an empty path
+/// reads the link the fd itself refers to: readlink(2), since Linux 2.6.39).
 fn read_link(link: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
-    let mut buffer = vec![0u8; libc::PATH_MAX as usize];
-    // SAFETY: readlinkat writes at most buffer.len() bytes into buffer; an empty path reads
-    // the symlink the fd itself refers to (readlink(2), since Linux 2.6.39).
-    let n = unsafe { libc::readlinkat(link.as_raw_fd(), c"".as_ptr(), buffer.as_mut_ptr().cast(), buffer.len()) };
-    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
-    buffer.truncate(n);
-    Ok(buffer)
+    Ok(readlinkat(link, c"")?.into_vec())
 }
 
 /// The content of a small file under `dir` (a /proc/PID/stat).
 fn read_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<u8>> {
-    let name = std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: `name` is NUL-terminated and outlives the call; `dir` is open.
-    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: openat returned a new fd that nothing else owns.
-    let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut file = File::from(openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?);
     let mut content = Vec::new();
     file.by_ref().take(64 * 1024).read_to_end(&mut content)?;
     Ok(content)
