@@ -19,6 +19,16 @@
 //! The filter here is for processes that execguard starts itself (`execguard run`); in
 //! containers runc installs an equivalent filter (the rules that the shim's SpecPatch adds)
 //! and hands over the listener.
+//!
+//! The program is assembled here rather than with seccompiler: seccompiler has no
+//! SECCOMP_RET_USER_NOTIF action, cannot install with SECCOMP_FILTER_FLAG_NEW_LISTENER (so
+//! no listener fd comes back), and builds a filter for one architecture, while this one
+//! must cover x86_64, x32 and i386 in one program. The tests run the assembled program
+//! through a BPF interpreter for every ABI.
+//!
+//! The kernel interface's `unsafe` lives here: the notify ioctls (nix has no wrappers for
+//! them), seccomp(2) itself, and the fd-sending path, which must not allocate between fork
+//! and exec. Everything else goes through nix.
 
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("the exec filter knows x86_64 (with its i386 and x32 ABIs) only");
@@ -27,6 +37,9 @@ use std::io;
 use std::mem;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
+
+use nix::errno::Errno;
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
 /// `AUDIT_ARCH_X86_64` (linux/audit.h): EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE.
 /// The x32 ABI reports this arch too and sets [`X32_SYSCALL_BIT`] in the syscall number.
@@ -574,11 +587,8 @@ impl ExecFilter {
     /// supervisor itself, its own execs would wait for answers that only it could give.
     pub unsafe fn install_in_child(&self, set_no_new_privs: bool) -> io::Result<OwnedFd> {
         if set_no_new_privs {
-            // SAFETY: PR_SET_NO_NEW_PRIVS takes integer arguments only.
-            let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-            if rc != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            // One prctl, no allocation: safe between fork and exec.
+            nix::sys::prctl::set_no_new_privs()?;
         }
         let prog = libc::sock_fprog {
             len: self.program.len() as libc::c_ushort,
@@ -650,6 +660,10 @@ pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
 
 /// Sends `bytes` (at least one) with `fd` in one message, as runc sends its state and the
 /// seccomp listener. Async-signal-safe like [`send_fd`]; a short write is an error.
+///
+/// By hand rather than through nix's `sendmsg`, which allocates its control buffer: this
+/// runs between fork and exec, where allocating can deadlock on a lock another thread of
+/// the parent held at fork.
 pub fn send_with_fd(sock: BorrowedFd<'_>, bytes: &[u8], fd: BorrowedFd<'_>) -> io::Result<()> {
     // sendmsg only reads through iov_base; the pointer is mut by the C declaration.
     let mut iov = libc::iovec { iov_base: bytes.as_ptr().cast_mut().cast(), iov_len: bytes.len() };
@@ -697,38 +711,25 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 /// Receives bytes into `buffer` and, if the message carries one, a file descriptor
 /// (SCM_RIGHTS, close-on-exec). Returns how many bytes arrived (0: the peer closed).
 pub fn recv_with_fd(sock: BorrowedFd<'_>, buffer: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
-    let mut iov = libc::iovec { iov_base: buffer.as_mut_ptr().cast(), iov_len: buffer.len() };
-    let mut control = OneFdControl { bytes: [0; ONE_FD_SPACE] };
-    let mut msg = one_fd_message(&mut iov, &mut control);
-    let received = loop {
-        // SAFETY: `msg` points at live, writable buffers of the lengths it states.
-        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n >= 0 {
-            break n as usize;
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
+    // Room for one fd: the kernel closes any more it could not fit (and sets MSG_CTRUNC).
+    let mut control = nix::cmsg_space!(RawFd);
+    let mut iov = [io::IoSliceMut::new(buffer)];
+    let message = loop {
+        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut control), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Err(Errno::EINTR) => continue,
+            result => break result?,
         }
     };
-    // SAFETY: after recvmsg, msg_control/msg_controllen describe the control data the
-    // kernel wrote into `control`; CMSG_FIRSTHDR returns null when there is none.
-    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-    // SAFETY: a non-null cmsg points at a complete header inside `control`.
-    let carries_fd = !cmsg.is_null()
-        && unsafe {
-            (*cmsg).cmsg_level == libc::SOL_SOCKET
-                && (*cmsg).cmsg_type == libc::SCM_RIGHTS
-                && (*cmsg).cmsg_len as usize >= libc::CMSG_LEN(mem::size_of::<RawFd>() as u32) as usize
-        };
-    if !carries_fd {
-        return Ok((received, None));
+    let received = message.bytes;
+    let mut fds = Vec::new();
+    for control in message.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(rights) = control {
+            // SAFETY: the kernel installed these fds in our table for this message alone,
+            // and nothing else has seen them.
+            fds.extend(rights.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+        }
     }
-    // SAFETY: the header says at least one fd follows it inside `control` (the buffer has
-    // room for one; the kernel closes any it could not fit and sets MSG_CTRUNC).
-    let fd = unsafe { ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>()) };
-    // SAFETY: the kernel installed this fd in our table for us alone.
-    Ok((received, Some(unsafe { OwnedFd::from_raw_fd(fd) })))
+    Ok((received, fds.into_iter().next()))
 }
 
 #[cfg(test)]
