@@ -62,11 +62,9 @@
 //! i.e. target/release/execguard).
 
 use std::env;
-use std::ffi::CString;
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::mem;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -75,6 +73,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use execguard_seccomp::{self as seccomp, ExecFilter, Notification, NotifyFd};
+use execguard_supervisor::memory::{self, Bounds};
+use execguard_supervisor::resolve::{self, ProcessRoot};
 
 /// The execs of the loop, in the order it cycles through them: 18 ordinary commands, one
 /// netcat port probe of localhost (blocked by name, but let through by the exceptions for
@@ -495,7 +495,7 @@ fn run_answered(setup: &Setup, required: bool) -> Result<Measured> {
 fn answer_continue(sock: &UnixStream, required: bool) -> io::Result<u64> {
     let notify = NotifyFd::from_owned(seccomp::recv_fd(sock.as_fd())?);
     // The loop's root is ours: opened once, as execguard opens a filter's.
-    let root = File::open("/")?;
+    let root = ProcessRoot::of(std::process::id())?;
     // execguard's supervisor asks for synchronous wake-ups, a listener setting of the kernel
     // path rather than supervisor work: the floor uses it too, so that "over bare" is only
     // what execguard does per exec. EINVAL before Linux 6.6: then neither has it.
@@ -520,7 +520,7 @@ fn answer_continue(sock: &UnixStream, required: bool) -> io::Result<u64> {
         }
         let received = notify.recv().inspect(|n| {
             if required {
-                required_work(&notify, n, root.as_fd());
+                required_work(&notify, n, &root);
             }
         });
         match received.and_then(|n| notify.respond_continue(n.id)) {
@@ -536,44 +536,18 @@ fn answer_continue(sock: &UnixStream, required: bool) -> io::Result<u64> {
 /// code: read the path (and the start of argv, for the arguments), prove with ID_VALID
 /// that what was read is the waiting task's, and find the file in the process's root
 /// (openat2 RESOLVE_IN_ROOT; the bench's paths have no symlinks, as execguard's fast path
-/// asks) to identify it by statx. Failures are ignored: the cost is what is measured.
-fn required_work(notify: &NotifyFd, notification: &Notification, root: BorrowedFd<'_>) {
+/// asks) to identify it by statx. These are the supervisor's own functions, so the floor
+/// moves with them. Failures are ignored: the cost is what is measured.
+fn required_work(notify: &NotifyFd, notification: &Notification, root: &ProcessRoot) {
     let exec = notification.exec_args();
-    let (mut path, mut pointers) = ([0u8; 256], [0u8; 256]);
-    let local = [
-        libc::iovec { iov_base: path.as_mut_ptr().cast(), iov_len: path.len() },
-        libc::iovec { iov_base: pointers.as_mut_ptr().cast(), iov_len: pointers.len() },
-    ];
-    let remote = [
-        libc::iovec { iov_base: exec.path as *mut libc::c_void, iov_len: path.len() },
-        libc::iovec { iov_base: exec.argv as *mut libc::c_void, iov_len: pointers.len() },
-    ];
-    // SAFETY: the local iovecs cover our own arrays; the remote ones are only read by the
-    // kernel, in the other address space, where it checks them.
-    unsafe { libc::process_vm_readv(notification.pid as libc::pid_t, local.as_ptr(), 2, remote.as_ptr(), 2, 0) };
+    let bounds = Bounds { max_path: libc::PATH_MAX as usize, max_args: 1024, max_arg_bytes: 256 * 1024 };
+    let read = memory::read_exec(notification.pid, exec.path, exec.argv, exec.pointer_width, bounds);
     if !notify.id_valid(notification.id) {
         return;
     }
-    let length = path.iter().position(|&b| b == 0).unwrap_or(0);
-    let Ok(path) = CString::new(&path[..length]) else { return };
-    // SAFETY: open_how is three integers, for which all zeroes is valid.
-    let mut how: libc::open_how = unsafe { mem::zeroed() };
-    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS;
-    // SAFETY: `path` is NUL-terminated and `how` an open_how of the size passed.
-    let fd = unsafe {
-        libc::syscall(libc::SYS_openat2, root.as_raw_fd(), path.as_ptr(), &how, mem::size_of::<libc::open_how>())
-    };
-    let Ok(fd) = libc::c_int::try_from(fd) else { return };
-    if fd < 0 {
-        return;
+    if let Ok((path, _argv)) = read {
+        let _ = resolve::resolve(notification.pid, root, exec.dirfd, &path, exec.empty_path);
     }
-    // SAFETY: openat2 returned a new fd that nothing else owns.
-    let file = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: statx is a plain struct of integers; the kernel fills it.
-    let mut stx: libc::statx = unsafe { mem::zeroed() };
-    // SAFETY: an fd we own, an empty NUL-terminated path with AT_EMPTY_PATH, a statx to fill.
-    unsafe { libc::statx(file.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_BASIC_STATS, &mut stx) };
 }
 
 /// One run of the loop: each exec's duration, and the CPU time of the loop's parent.
