@@ -380,7 +380,11 @@ impl Supervisor {
                     // What runs was blocked: the process must not go on without its socket
                     // either (it could try another way, or touch files).
                     // A pid the kernel gave us, still stopped in socket(): at worst it is gone.
-                    let _ = kill(Pid::from_raw(notification.pid as i32), Signal::SIGKILL);
+                    // 0 (a task outside the supervisor's pid namespace) would signal the
+                    // shim's own process group: then the EPERM alone must do.
+                    if let Ok(pid @ 1..) = i32::try_from(notification.pid) {
+                        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                    }
                 }
                 if answer(&filter.fd, notification.id, action) && action != Action::Allow {
                     self.report(event, record);
