@@ -567,6 +567,12 @@ impl ExecFilter {
         ExecFilter { program: assemble(&steps(gate)) }
     }
 
+    /// The program's instructions, for the test that holds it against what libseccomp
+    /// compiles from the container rules.
+    pub fn instructions(&self) -> &[libc::sock_filter] {
+        &self.program
+    }
+
     /// Installs the filter on the calling process and returns the listener (close-on-exec,
     /// as the kernel creates it).
     ///
