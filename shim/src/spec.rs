@@ -140,7 +140,10 @@ impl SpecPatch {
 fn add_gate(rules: &mut Vec<Value>, default_action: &str, gate: Gate) -> Result<(), String> {
     if is_allow(default_action) && !rules.iter().any(|rule| rule_names(rule, "socket")) {
         for family in [libc::AF_INET, libc::AF_INET6, libc::AF_PACKET] {
-            let args = json!([{"index": 0, "value": family, "op": "SCMP_CMP_EQ"}]);
+            // socket() reads its family as an int, so only the low half counts: an EQ on
+            // the whole register would let AF_INET with garbage above bit 31 run unseen
+            // (tests/filter_agreement.rs found it).
+            let args = json!([{"index": 0, "value": 0xffff_ffffu32, "valueTwo": family, "op": "SCMP_CMP_MASKED_EQ"}]);
             rules.push(json!({"names": ["socket"], "action": "SCMP_ACT_NOTIFY", "args": args}));
         }
     } else {
@@ -441,7 +444,7 @@ mod tests {
         let rules = spec["linux"]["seccomp"]["syscalls"].as_array().unwrap().clone();
         let family = |f: i32| {
             json!({"names": ["socket"], "action": "SCMP_ACT_NOTIFY",
-                                       "args": [{"index": 0, "value": f, "op": "SCMP_CMP_EQ"}]})
+                                       "args": [{"index": 0, "value": 0xffff_ffffu32, "valueTwo": f, "op": "SCMP_CMP_MASKED_EQ"}]})
         };
         for f in [libc::AF_INET, libc::AF_INET6, libc::AF_PACKET] {
             assert!(rules.contains(&family(f)), "{rules:#?}");
