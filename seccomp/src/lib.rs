@@ -85,6 +85,85 @@ const SOCKETCALL_SOCKET: u32 = 1;
 /// The families that reach a network: what every network tool needs.
 const NETWORK_FAMILIES: [u32; 3] = [libc::AF_INET as u32, libc::AF_INET6 as u32, libc::AF_PACKET as u32];
 
+/// What the filter does with a syscall it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Treatment {
+    /// execve, execveat: always sent to the supervisor.
+    Exec,
+    /// A syscall that gives a process another root or mount tree whatever its arguments:
+    /// always sent.
+    RootChange,
+    /// unshare and clone: sent when their flags (the first argument) hold CLONE_NEWNS.
+    NewMountNamespace,
+    /// clone3: refused with ENOSYS, since its flags are in memory, out of a filter's reach.
+    NoSuchSyscall,
+    /// The gate: socket() of a network family (the first argument).
+    NetworkSocket,
+    /// The gate: i386's socketcall, whose first argument says which socket call it is.
+    SocketCall,
+    /// The gate, when it refuses io_uring: io_uring_setup is sent.
+    IoUring,
+}
+
+/// A syscall the filter names: its name, which libseccomp resolves for every ABI of a
+/// container's profile, and its numbers, which the `execguard run` program compares.
+#[derive(Debug, Clone, Copy)]
+pub struct Syscall {
+    pub name: &'static str,
+    pub treatment: Treatment,
+    /// On x86_64, and with [`X32_SYSCALL_BIT`] set on x32 ("common" entries share it).
+    x86_64: Option<i32>,
+    /// x32's own number, where it has one (with the bit set).
+    x32: Option<i32>,
+    i386: Option<i32>,
+}
+
+/// The one list of what the filter acts on, in the order the program tests them. The
+/// container rules (the shim's spec patch) take their names from it, the `execguard run`
+/// program its numbers; `shim/tests/filter_agreement.rs` checks through libseccomp that
+/// both say the same.
+pub const SYSCALLS: [Syscall; 11] = [
+    syscall("execve", Treatment::Exec, Some(X86_64_EXECVE), Some(X32_EXECVE), Some(I386_EXECVE)),
+    syscall("execveat", Treatment::Exec, Some(X86_64_EXECVEAT), Some(X32_EXECVEAT), Some(I386_EXECVEAT)),
+    syscall("chroot", Treatment::RootChange, Some(X86_64_CHROOT), None, Some(I386_CHROOT)),
+    syscall("pivot_root", Treatment::RootChange, Some(X86_64_PIVOT_ROOT), None, Some(I386_PIVOT_ROOT)),
+    syscall("setns", Treatment::RootChange, Some(X86_64_SETNS), None, Some(I386_SETNS)),
+    syscall("unshare", Treatment::NewMountNamespace, Some(X86_64_UNSHARE), None, Some(I386_UNSHARE)),
+    syscall("clone", Treatment::NewMountNamespace, Some(X86_64_CLONE), None, Some(I386_CLONE)),
+    syscall("clone3", Treatment::NoSuchSyscall, Some(CLONE3), None, Some(CLONE3)),
+    syscall("socket", Treatment::NetworkSocket, Some(X86_64_SOCKET), None, Some(I386_SOCKET)),
+    syscall("socketcall", Treatment::SocketCall, None, None, Some(I386_SOCKETCALL)),
+    syscall("io_uring_setup", Treatment::IoUring, Some(IO_URING_SETUP), None, Some(IO_URING_SETUP)),
+];
+
+const fn syscall(
+    name: &'static str,
+    treatment: Treatment,
+    x86_64: Option<i32>,
+    x32: Option<i32>,
+    i386: Option<i32>,
+) -> Syscall {
+    Syscall { name, treatment, x86_64, x32, i386 }
+}
+
+impl Treatment {
+    /// Whether a filter with this gate setting acts on the syscall.
+    pub fn in_filter(self, gate: Option<Gate>) -> bool {
+        match self {
+            Treatment::NetworkSocket | Treatment::SocketCall => gate.is_some(),
+            Treatment::IoUring => gate.is_some_and(|gate| gate.io_uring),
+            _ => true,
+        }
+    }
+}
+
+/// The names of the syscalls treated so, in table order.
+pub fn names(treatment: Treatment) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = SYSCALLS.iter().filter(|s| s.treatment == treatment).map(|s| s.name).collect();
+    names.dedup();
+    names
+}
+
 /// Missing from libc (linux/seccomp.h, Linux 6.6): the notifying task blocks right after
 /// waking the supervisor, so the kernel wakes it as a synchronous hand-off (WF_SYNC) and
 /// the scheduler may run the supervisor on the same CPU.
@@ -407,10 +486,6 @@ enum Step {
     Here(Label),
 }
 
-const fn notify_if(nr: i32) -> Step {
-    Step::IfEq(nr as u32, Label::Notify)
-}
-
 /// What enforce mode adds to the filter: a second gate after the exec (THREAT_MODEL.md,
 /// gap 1). An allowed exec is answered CONTINUE, and the kernel then looks up the path and
 /// copies argv again: a racing thread can swap them in between. What a process runs can
@@ -434,35 +509,15 @@ pub struct Gate {
 /// unknown ABI is killed (it could reach execve unseen). With a [`Gate`], network sockets
 /// (and io_uring_setup, when the gate refuses it) are notified too.
 fn steps(gate: Option<Gate>) -> Vec<Step> {
-    let mut steps = vec![
-        Step::Load(OFFSET_ARCH),
-        Step::IfNe(AUDIT_ARCH_X86_64, Label::I386),
-        Step::Load(OFFSET_NR),
-        notify_if(X86_64_EXECVE),
-        notify_if(X86_64_EXECVEAT),
-        notify_if(X32_EXECVE),
-        notify_if(X32_EXECVEAT),
-        notify_if(X32_BIT_EXECVE),
-        notify_if(X32_BIT_EXECVEAT),
-        notify_if(X86_64_CHROOT),
-        notify_if(X86_64_CHROOT | X32_SYSCALL_BIT),
-        notify_if(X86_64_PIVOT_ROOT),
-        notify_if(X86_64_PIVOT_ROOT | X32_SYSCALL_BIT),
-        notify_if(X86_64_SETNS),
-        notify_if(X86_64_SETNS | X32_SYSCALL_BIT),
-        Step::IfEq(X86_64_UNSHARE as u32, Label::NewMountNamespace),
-        Step::IfEq((X86_64_UNSHARE | X32_SYSCALL_BIT) as u32, Label::NewMountNamespace),
-        Step::IfEq(X86_64_CLONE as u32, Label::NewMountNamespace),
-        Step::IfEq((X86_64_CLONE | X32_SYSCALL_BIT) as u32, Label::NewMountNamespace),
-        Step::IfEq(CLONE3 as u32, Label::NoSuchSyscall),
-        Step::IfEq((CLONE3 | X32_SYSCALL_BIT) as u32, Label::NoSuchSyscall),
-    ];
-    if let Some(gate) = gate {
-        steps.push(Step::IfEq(X86_64_SOCKET as u32, Label::Socket));
-        steps.push(Step::IfEq((X86_64_SOCKET | X32_SYSCALL_BIT) as u32, Label::Socket));
-        if gate.io_uring {
-            steps.push(notify_if(IO_URING_SETUP));
-            steps.push(notify_if(IO_URING_SETUP | X32_SYSCALL_BIT));
+    let named = || SYSCALLS.iter().filter(move |syscall| syscall.treatment.in_filter(gate));
+    let mut steps = vec![Step::Load(OFFSET_ARCH), Step::IfNe(AUDIT_ARCH_X86_64, Label::I386), Step::Load(OFFSET_NR)];
+    for syscall in named() {
+        // The x86_64 number also with the x32 bit: x32 shares the "common" entries, and a
+        // 64-bit-only number with the bit set is ENOSYS today, but a filter that let it
+        // through unseen would depend on that staying true.
+        let x32_bit = syscall.x86_64.map(|nr| nr | X32_SYSCALL_BIT);
+        for nr in [syscall.x86_64, syscall.x32, x32_bit].into_iter().flatten() {
+            steps.push(Step::IfEq(nr as u32, syscall.treatment.label()));
         }
     }
     steps.extend([
@@ -470,20 +525,10 @@ fn steps(gate: Option<Gate>) -> Vec<Step> {
         Step::Here(Label::I386),
         Step::IfNe(AUDIT_ARCH_I386, Label::Kill),
         Step::Load(OFFSET_NR),
-        notify_if(I386_EXECVE),
-        notify_if(I386_EXECVEAT),
-        notify_if(I386_CHROOT),
-        notify_if(I386_PIVOT_ROOT),
-        notify_if(I386_SETNS),
-        Step::IfEq(I386_UNSHARE as u32, Label::NewMountNamespace),
-        Step::IfEq(I386_CLONE as u32, Label::NewMountNamespace),
-        Step::IfEq(CLONE3 as u32, Label::NoSuchSyscall),
     ]);
-    if let Some(gate) = gate {
-        steps.push(Step::IfEq(I386_SOCKET as u32, Label::Socket));
-        steps.push(Step::IfEq(I386_SOCKETCALL as u32, Label::SocketCall));
-        if gate.io_uring {
-            steps.push(notify_if(IO_URING_SETUP));
+    for syscall in named() {
+        if let Some(nr) = syscall.i386 {
+            steps.push(Step::IfEq(nr as u32, syscall.treatment.label()));
         }
     }
     steps.extend([
@@ -512,6 +557,19 @@ fn steps(gate: Option<Gate>) -> Vec<Step> {
     steps.push(Step::Here(Label::Notify));
     steps.push(Step::Return(libc::SECCOMP_RET_USER_NOTIF));
     steps
+}
+
+impl Treatment {
+    /// Where the program goes for such a syscall.
+    fn label(self) -> Label {
+        match self {
+            Treatment::Exec | Treatment::RootChange | Treatment::IoUring => Label::Notify,
+            Treatment::NewMountNamespace => Label::NewMountNamespace,
+            Treatment::NoSuchSyscall => Label::NoSuchSyscall,
+            Treatment::NetworkSocket => Label::Socket,
+            Treatment::SocketCall => Label::SocketCall,
+        }
+    }
 }
 
 /// Where `label` stands, in instructions from the start.

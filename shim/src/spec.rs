@@ -13,17 +13,8 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
-use execguard_seccomp::Gate;
+use execguard_seccomp::{self as seccomp, Gate};
 
-/// The syscalls the supervisor decides.
-const SUPERVISED: [&str; 2] = ["execve", "execveat"];
-/// The syscalls that give a process another root or mount tree whatever their arguments.
-const ROOT_CHANGING: [&str; 3] = ["chroot", "pivot_root", "setns"];
-/// The syscalls that do so only with CLONE_NEWNS in their flags (the first argument).
-const MOUNT_NAMESPACE_CREATING: [&str; 2] = ["unshare", "clone"];
-/// Its flags are in memory, out of a filter's reach: refused with ENOSYS, after which
-/// glibc uses clone (as under containerd's and Docker's default profiles).
-const CLONE3: &str = "clone3";
 const CLONE_NEWNS: u64 = libc::CLONE_NEWNS as u64;
 
 /// What a profile does with a syscall, as far as its rules can tell without running it.
@@ -106,7 +97,7 @@ impl SpecPatch {
         let default_action = seccomp.get("defaultAction").and_then(Value::as_str).unwrap_or("").to_string();
         let syscalls = seccomp.entry("syscalls").or_insert_with(|| json!([]));
         let rules = syscalls.as_array_mut().ok_or("`linux.seccomp.syscalls` is not an array")?;
-        supervise(rules, &default_action, &SUPERVISED)?;
+        supervise(rules, &default_action, &seccomp::names(seccomp::Treatment::Exec))?;
         if let Some(gate) = self.gate {
             add_gate(rules, &default_action, gate)?;
         }
@@ -138,20 +129,21 @@ impl SpecPatch {
 /// otherwise socket (and i386's socketcall) is sent wherever the profile lets it run, as
 /// exec is, and the supervisor lets the other families through at once.
 fn add_gate(rules: &mut Vec<Value>, default_action: &str, gate: Gate) -> Result<(), String> {
-    if is_allow(default_action) && !rules.iter().any(|rule| rule_names(rule, "socket")) {
+    let sockets = seccomp::names(seccomp::Treatment::NetworkSocket);
+    if is_allow(default_action) && !rules.iter().any(|rule| sockets.iter().any(|name| rule_names(rule, name))) {
         for family in [libc::AF_INET, libc::AF_INET6, libc::AF_PACKET] {
             // socket() reads its family as an int, so only the low half counts: an EQ on
             // the whole register would let AF_INET with garbage above bit 31 run unseen
             // (tests/filter_agreement.rs found it).
             let args = json!([{"index": 0, "value": 0xffff_ffffu32, "valueTwo": family, "op": "SCMP_CMP_MASKED_EQ"}]);
-            rules.push(json!({"names": ["socket"], "action": "SCMP_ACT_NOTIFY", "args": args}));
+            rules.push(json!({"names": sockets, "action": "SCMP_ACT_NOTIFY", "args": args}));
         }
     } else {
-        supervise(rules, default_action, &["socket"])?;
+        supervise(rules, default_action, &sockets)?;
     }
-    supervise(rules, default_action, &["socketcall"])?;
+    supervise(rules, default_action, &seccomp::names(seccomp::Treatment::SocketCall))?;
     if gate.io_uring {
-        supervise(rules, default_action, &["io_uring_setup"])?;
+        supervise(rules, default_action, &seccomp::names(seccomp::Treatment::IoUring))?;
     }
     Ok(())
 }
@@ -217,10 +209,13 @@ fn supervise(rules: &mut Vec<Value>, default_action: &str, names: &[&'static str
 /// syscalls under conditions (then nothing is changed). Rules that allow them without
 /// conditions lose their names; the caller drops rules left without names.
 fn watch_root_changes(rules: &mut Vec<Value>, default_action: &str) -> RootWatch {
-    let all = ROOT_CHANGING.iter().chain(&MOUNT_NAMESPACE_CREATING).chain([&CLONE3]);
+    // What the filter table says of them (execguard_seccomp::SYSCALLS).
+    let root_changing = seccomp::names(seccomp::Treatment::RootChange);
+    let creating = seccomp::names(seccomp::Treatment::NewMountNamespace);
+    let refused = seccomp::names(seccomp::Treatment::NoSuchSyscall);
     let mut allowed = Vec::new();
-    for &name in all {
-        let only_new_mount_namespace = MOUNT_NAMESPACE_CREATING.contains(&name);
+    for &name in root_changing.iter().chain(&creating).chain(&refused) {
+        let only_new_mount_namespace = creating.contains(&name);
         match treatment(rules, default_action, name, only_new_mount_namespace) {
             Treatment::Denied => {}
             Treatment::Allowed { allowed_by_rule } => allowed.push((name, allowed_by_rule)),
@@ -233,11 +228,11 @@ fn watch_root_changes(rules: &mut Vec<Value>, default_action: &str) -> RootWatch
     let names = |from: &[&'static str]| -> Vec<&'static str> {
         allowed.iter().map(|&(name, _)| name).filter(|name| from.contains(name)).collect()
     };
-    let root_changing = names(&ROOT_CHANGING);
+    let root_changing = names(&root_changing);
     if !root_changing.is_empty() {
         rules.push(json!({"names": root_changing, "action": "SCMP_ACT_NOTIFY"}));
     }
-    let creating = names(&MOUNT_NAMESPACE_CREATING);
+    let creating = names(&creating);
     if !creating.is_empty() {
         let flags = |value| json!([{"index": 0, "value": CLONE_NEWNS, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ"}]);
         rules.push(json!({"names": creating, "action": "SCMP_ACT_NOTIFY", "args": flags(CLONE_NEWNS)}));
@@ -246,8 +241,9 @@ fn watch_root_changes(rules: &mut Vec<Value>, default_action: &str) -> RootWatch
             rules.push(json!({"names": creating, "action": "SCMP_ACT_ALLOW", "args": flags(0)}));
         }
     }
-    if !names(&[CLONE3]).is_empty() {
-        rules.push(json!({"names": [CLONE3], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}));
+    let refused = names(&refused);
+    if !refused.is_empty() {
+        rules.push(json!({"names": refused, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}));
     }
     RootWatch::Reported
 }
