@@ -7,6 +7,12 @@
 //! know on a round trip, and the spec is containerd's, not ours. Only `linux.seccomp` is
 //! touched, and the file is replaced atomically (write beside it, then rename), so runc
 //! never reads half a spec.
+//!
+//! One difference from the `execguard run` filter is deliberate: the patch sets no
+//! `flags`, so containers go without SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV. runc learned
+//! that flag in 1.5 (opencontainers/runc#5172, with libseccomp 2.6), and Debian's runc
+//! 1.1.5 with libseccomp 2.5.4 would refuse the container. Without it a signalled task
+//! withdraws its notification and sends it again: one more inspection, the same decision.
 
 use std::io;
 use std::path::Path;
