@@ -3,10 +3,11 @@
 //! them run, rules that report the syscalls which change roots (the supervisor's
 //! `RootChanges`: with them it opens the container's root once, not for every exec).
 //!
-//! The spec is edited as JSON, not through typed structs: oci-spec drops fields it does not
-//! know on a round trip, and the spec is containerd's, not ours. Only `linux.seccomp` is
-//! touched, and the file is replaced atomically (write beside it, then rename), so runc
-//! never reads half a spec.
+//! Only `linux.seccomp` is touched, through oci-spec's typed `LinuxSeccomp`: the slot is
+//! read, edited typed and written back into that one slot. The rest of the spec stays
+//! untyped JSON, because oci-spec drops fields it does not model and the spec is
+//! containerd's, not ours. The file is replaced atomically (write beside it, then rename),
+//! so runc never reads half a spec.
 //!
 //! One difference from the `execguard run` filter is deliberate: the patch sets no
 //! `flags`, so containers go without SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV. runc learned
@@ -17,6 +18,10 @@
 use std::io;
 use std::path::Path;
 
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction as Action, LinuxSeccompArg, LinuxSeccompArgBuilder,
+    LinuxSeccompOperator as Operator, LinuxSyscall,
+};
 use serde_json::{json, Map, Value};
 
 use execguard_seccomp::{self as seccomp, Gate};
@@ -88,28 +93,26 @@ impl SpecPatch {
         let root = spec.as_object_mut().ok_or("the spec is not a JSON object")?;
         let linux = root.entry("linux").or_insert_with(|| json!({}));
         let linux = linux.as_object_mut().ok_or("`linux` is not an object")?;
-        let seccomp = linux.entry("seccomp").or_insert(Value::Null);
-        if seccomp.is_null() {
-            *seccomp = json!({
-                "defaultAction": "SCMP_ACT_ALLOW",
-                "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
-                "syscalls": [],
-            });
-        }
-        let seccomp = seccomp.as_object_mut().ok_or("`linux.seccomp` is not an object")?;
-        if seccomp.get("defaultAction").and_then(Value::as_str) == Some("SCMP_ACT_NOTIFY") {
+        let mut seccomp = match linux.remove("seccomp").filter(|slot| !slot.is_null()) {
+            None => no_profile(),
+            Some(slot) => serde_json::from_value::<LinuxSeccomp>(slot)
+                .map_err(|e| format!("`linux.seccomp` is not a seccomp profile runc could load: {e}"))?,
+        };
+        let default_action = seccomp.default_action();
+        if default_action == Action::ScmpActNotify {
             return Err("the seccomp profile's defaultAction is SCMP_ACT_NOTIFY, which runc refuses".into());
         }
-        let default_action = seccomp.get("defaultAction").and_then(Value::as_str).unwrap_or("").to_string();
-        let syscalls = seccomp.entry("syscalls").or_insert_with(|| json!([]));
-        let rules = syscalls.as_array_mut().ok_or("`linux.seccomp.syscalls` is not an array")?;
-        supervise(rules, &default_action, &seccomp::names(seccomp::Treatment::Exec))?;
+        let mut rules = seccomp.syscalls().clone().unwrap_or_default();
+        supervise(&mut rules, default_action, &seccomp::names(seccomp::Treatment::Exec))?;
         if let Some(gate) = self.gate {
-            add_gate(rules, &default_action, gate)?;
+            add_gate(&mut rules, default_action, gate)?;
         }
-        let watch = watch_root_changes(rules, &default_action);
-        rules.retain(|rule| rule.get("names").and_then(Value::as_array).is_none_or(|names| !names.is_empty()));
-        seccomp.insert("listenerPath".into(), Value::String(self.listener_path.clone()));
+        let watch = watch_root_changes(&mut rules, default_action)?;
+        rules.retain(|rule| !rule.names().is_empty());
+        seccomp.set_syscalls(Some(rules));
+        seccomp.set_listener_path(Some(self.listener_path.clone().into()));
+        let slot = serde_json::to_value(&seccomp).map_err(|e| format!("cannot write `linux.seccomp`: {e}"))?;
+        linux.insert("seccomp".into(), slot);
         Ok(watch)
     }
 
@@ -130,19 +133,48 @@ impl SpecPatch {
     }
 }
 
+/// The profile of a spec that has none: everything runs, on the native and the compat
+/// architectures.
+fn no_profile() -> LinuxSeccomp {
+    let mut seccomp = LinuxSeccomp::default();
+    seccomp.set_default_action(Action::ScmpActAllow);
+    seccomp.set_architectures(Some(vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32]));
+    seccomp
+}
+
+fn rule(names: &[&str], action: Action, args: Option<Vec<LinuxSeccompArg>>) -> LinuxSyscall {
+    let mut rule = LinuxSyscall::default();
+    rule.set_names(names.iter().map(|name| name.to_string()).collect());
+    rule.set_action(action);
+    rule.set_args(args);
+    rule
+}
+
+/// `(argument 0 & mask) == value`.
+fn first_argument_masked(mask: u64, value: u64) -> Result<Vec<LinuxSeccompArg>, String> {
+    let arg = LinuxSeccompArgBuilder::default()
+        .index(0usize)
+        .value(mask)
+        .value_two(value)
+        .op(Operator::ScmpCmpMaskedEq)
+        .build()
+        .map_err(|e| format!("cannot build a seccomp condition: {e}"))?;
+    Ok(vec![arg])
+}
+
 /// The socket gate's rules. With no rule of the profile about socket and a default that
 /// allows it, only the network families are sent (the family is the first argument);
 /// otherwise socket (and i386's socketcall) is sent wherever the profile lets it run, as
 /// exec is, and the supervisor lets the other families through at once.
-fn add_gate(rules: &mut Vec<Value>, default_action: &str, gate: Gate) -> Result<(), String> {
+fn add_gate(rules: &mut Vec<LinuxSyscall>, default_action: Action, gate: Gate) -> Result<(), String> {
     let sockets = seccomp::names(seccomp::Treatment::NetworkSocket);
     if is_allow(default_action) && !rules.iter().any(|rule| sockets.iter().any(|name| rule_names(rule, name))) {
         for family in [libc::AF_INET, libc::AF_INET6, libc::AF_PACKET] {
             // socket() reads its family as an int, so only the low half counts: an EQ on
             // the whole register would let AF_INET with garbage above bit 31 run unseen
             // (tests/filter_agreement.rs found it).
-            let args = json!([{"index": 0, "value": 0xffff_ffffu32, "valueTwo": family, "op": "SCMP_CMP_MASKED_EQ"}]);
-            rules.push(json!({"names": sockets, "action": "SCMP_ACT_NOTIFY", "args": args}));
+            let args = first_argument_masked(0xffff_ffff, family as u64)?;
+            rules.push(rule(&sockets, Action::ScmpActNotify, Some(args)));
         }
     } else {
         supervise(rules, default_action, &sockets)?;
@@ -163,7 +195,7 @@ fn add_gate(rules: &mut Vec<Value>, default_action: &str, gate: Gate) -> Result<
 /// A profile that allows exec by default but refuses it under conditions cannot be
 /// served: an unconditional NOTIFY rule would take the place of those conditions in
 /// libseccomp, so the container is refused rather than its restriction dropped.
-fn supervise(rules: &mut Vec<Value>, default_action: &str, names: &[&'static str]) -> Result<(), String> {
+fn supervise(rules: &mut Vec<LinuxSyscall>, default_action: Action, names: &[&'static str]) -> Result<(), String> {
     let mut notified = Vec::new();
     let mut added = Vec::new();
     for &name in names {
@@ -173,22 +205,21 @@ fn supervise(rules: &mut Vec<Value>, default_action: &str, names: &[&'static str
             if !rule_names(rule, name) {
                 continue;
             }
-            let action = action(rule).to_string();
-            if is_deny(&action) {
+            let action = rule.action();
+            if is_deny(action) {
                 decided_by_rule |= !conditional(rule);
                 denied_under_conditions |= conditional(rule);
                 continue;
             }
-            if !is_allow(&action) {
+            if !is_allow(action) {
                 return Err(format!(
-                    "the seccomp profile gives {name} the action {action:?}, which execguard cannot combine with its own rule: \
+                    "the seccomp profile gives {name} the action \"{action}\", which execguard cannot combine with its own rule: \
                      allow, deny or leave {name} to the default action"
                 ));
             }
             remove_names(std::slice::from_mut(rule), &[name]);
             if conditional(rule) {
-                let args = rule.get("args").cloned().unwrap_or(Value::Null);
-                added.push(json!({"names": [name], "action": "SCMP_ACT_NOTIFY", "args": args}));
+                added.push(self::rule(&[name], Action::ScmpActNotify, rule.args().clone()));
             } else {
                 decided_by_rule = true;
                 notified.push(name);
@@ -206,7 +237,7 @@ fn supervise(rules: &mut Vec<Value>, default_action: &str, names: &[&'static str
     }
     rules.extend(added);
     if !notified.is_empty() {
-        rules.push(json!({"names": notified, "action": "SCMP_ACT_NOTIFY"}));
+        rules.push(rule(&notified, Action::ScmpActNotify, None));
     }
     Ok(())
 }
@@ -214,7 +245,7 @@ fn supervise(rules: &mut Vec<Value>, default_action: &str, names: &[&'static str
 /// Adds the rules that report root changes, unless the profile allows one of those
 /// syscalls under conditions (then nothing is changed). Rules that allow them without
 /// conditions lose their names; the caller drops rules left without names.
-fn watch_root_changes(rules: &mut Vec<Value>, default_action: &str) -> RootWatch {
+fn watch_root_changes(rules: &mut Vec<LinuxSyscall>, default_action: Action) -> Result<RootWatch, String> {
     // What the filter table says of them (execguard_seccomp::SYSCALLS).
     let root_changing = seccomp::names(seccomp::Treatment::RootChange);
     let creating = seccomp::names(seccomp::Treatment::NewMountNamespace);
@@ -225,7 +256,7 @@ fn watch_root_changes(rules: &mut Vec<Value>, default_action: &str) -> RootWatch
         match treatment(rules, default_action, name, only_new_mount_namespace) {
             Treatment::Denied => {}
             Treatment::Allowed { allowed_by_rule } => allowed.push((name, allowed_by_rule)),
-            Treatment::Unknown => return RootWatch::NotReported { syscall: name },
+            Treatment::Unknown => return Ok(RootWatch::NotReported { syscall: name }),
         }
     }
     let allowed_by_rules: Vec<&str> =
@@ -236,62 +267,63 @@ fn watch_root_changes(rules: &mut Vec<Value>, default_action: &str) -> RootWatch
     };
     let root_changing = names(&root_changing);
     if !root_changing.is_empty() {
-        rules.push(json!({"names": root_changing, "action": "SCMP_ACT_NOTIFY"}));
+        rules.push(rule(&root_changing, Action::ScmpActNotify, None));
     }
     let creating = names(&creating);
     if !creating.is_empty() {
-        let flags = |value| json!([{"index": 0, "value": CLONE_NEWNS, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ"}]);
-        rules.push(json!({"names": creating, "action": "SCMP_ACT_NOTIFY", "args": flags(CLONE_NEWNS)}));
+        let flags = |value| first_argument_masked(CLONE_NEWNS, value).map(Some);
+        rules.push(rule(&creating, Action::ScmpActNotify, flags(CLONE_NEWNS)?));
         if !is_allow(default_action) {
             // Their ALLOW rule gave way: forks and threads still need one.
-            rules.push(json!({"names": creating, "action": "SCMP_ACT_ALLOW", "args": flags(0)}));
+            rules.push(rule(&creating, Action::ScmpActAllow, flags(0)?));
         }
     }
     let refused = names(&refused);
     if !refused.is_empty() {
-        rules.push(json!({"names": refused, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}));
+        let mut enosys = rule(&refused, Action::ScmpActErrno, None);
+        enosys.set_errno_ret(Some(libc::ENOSYS as u32));
+        rules.push(enosys);
     }
-    RootWatch::Reported
+    Ok(RootWatch::Reported)
 }
 
 /// Takes `names` out of every rule (a rule left without names is the caller's to drop).
-fn remove_names(rules: &mut [Value], names: &[&str]) {
+fn remove_names(rules: &mut [LinuxSyscall], names: &[&str]) {
     for rule in rules {
-        if let Some(rule_names) = rule.get_mut("names").and_then(Value::as_array_mut) {
-            rule_names.retain(|name| !name.as_str().is_some_and(|n| names.contains(&n)));
-        }
+        let kept = rule.names().iter().filter(|name| !names.contains(&name.as_str())).cloned().collect();
+        rule.set_names(kept);
     }
 }
 
 /// Whether the rule names the syscall.
-fn rule_names(rule: &Value, syscall: &str) -> bool {
-    rule.get("names").and_then(Value::as_array).is_some_and(|names| names.iter().any(|n| n.as_str() == Some(syscall)))
+fn rule_names(rule: &LinuxSyscall, syscall: &str) -> bool {
+    rule.names().iter().any(|name| name == syscall)
 }
 
 /// Whether the rule has argument conditions.
-fn conditional(rule: &Value) -> bool {
-    rule.get("args").and_then(Value::as_array).is_some_and(|args| !args.is_empty())
+fn conditional(rule: &LinuxSyscall) -> bool {
+    rule.args().as_ref().is_some_and(|args| !args.is_empty())
 }
 
-fn action(rule: &Value) -> &str {
-    rule.get("action").and_then(Value::as_str).unwrap_or("")
+fn is_allow(action: Action) -> bool {
+    matches!(action, Action::ScmpActAllow | Action::ScmpActLog)
 }
 
-fn is_allow(action: &str) -> bool {
-    matches!(action, "SCMP_ACT_ALLOW" | "SCMP_ACT_LOG")
-}
-
-fn is_deny(action: &str) -> bool {
+fn is_deny(action: Action) -> bool {
     matches!(
         action,
-        "SCMP_ACT_ERRNO" | "SCMP_ACT_KILL" | "SCMP_ACT_KILL_PROCESS" | "SCMP_ACT_KILL_THREAD" | "SCMP_ACT_TRAP"
+        Action::ScmpActErrno
+            | Action::ScmpActKill
+            | Action::ScmpActKillProcess
+            | Action::ScmpActKillThread
+            | Action::ScmpActTrap
     )
 }
 
 /// What the profile does with `name`; with `only_new_mount_namespace`, what it does with
 /// calls that have CLONE_NEWNS in their first argument.
-fn treatment(rules: &[Value], default_action: &str, name: &str, only_new_mount_namespace: bool) -> Treatment {
-    let naming: Vec<&Value> = rules.iter().filter(|rule| rule_names(rule, name)).collect();
+fn treatment(rules: &[LinuxSyscall], default_action: Action, name: &str, only_new_mount_namespace: bool) -> Treatment {
+    let naming: Vec<&LinuxSyscall> = rules.iter().filter(|rule| rule_names(rule, name)).collect();
     if naming.is_empty() {
         return match default_action {
             action if is_deny(action) => Treatment::Denied,
@@ -300,10 +332,10 @@ fn treatment(rules: &[Value], default_action: &str, name: &str, only_new_mount_n
         };
     }
     if naming.iter().all(|rule| !conditional(rule)) {
-        if naming.iter().all(|rule| is_deny(action(rule))) {
+        if naming.iter().all(|rule| is_deny(rule.action())) {
             return Treatment::Denied;
         }
-        if naming.iter().all(|rule| is_allow(action(rule))) {
+        if naming.iter().all(|rule| is_allow(rule.action())) {
             return Treatment::Allowed { allowed_by_rule: true };
         }
         return Treatment::Unknown;
@@ -311,19 +343,17 @@ fn treatment(rules: &[Value], default_action: &str, name: &str, only_new_mount_n
     // containerd's and Docker's default profiles allow clone and unshare only when
     // `flags & NAMESPACES == 0`, NAMESPACES including CLONE_NEWNS: such a call with
     // CLONE_NEWNS falls to their default action.
-    let excludes_new_mount_namespace = |rule: &Value| {
-        rule.get("args").and_then(Value::as_array).is_some_and(|args| {
-            args.iter().any(|arg| {
-                let field = |key: &str| arg.get(key).and_then(Value::as_u64).unwrap_or(0);
-                arg.get("index").and_then(Value::as_u64) == Some(0)
-                    && arg.get("op").and_then(Value::as_str) == Some("SCMP_CMP_MASKED_EQ")
-                    && field("value") & CLONE_NEWNS != 0
-                    && field("valueTwo") & CLONE_NEWNS == 0
-            })
+    let excludes_new_mount_namespace = |rule: &LinuxSyscall| {
+        rule.args().iter().flatten().any(|arg| {
+            arg.index() == 0
+                && arg.op() == Operator::ScmpCmpMaskedEq
+                && arg.value() & CLONE_NEWNS != 0
+                && arg.value_two().unwrap_or(0) & CLONE_NEWNS == 0
         })
     };
-    let never_allows =
-        |rule: &&Value| is_deny(action(rule)) || (is_allow(action(rule)) && excludes_new_mount_namespace(rule));
+    let never_allows = |rule: &&LinuxSyscall| {
+        is_deny(rule.action()) || (is_allow(rule.action()) && excludes_new_mount_namespace(rule))
+    };
     if only_new_mount_namespace && is_deny(default_action) && naming.iter().all(never_allows) {
         Treatment::Denied
     } else {
@@ -558,6 +588,34 @@ mod tests {
         assert!(patch().apply(&mut json!([])).is_err());
         assert!(patch().apply(&mut json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_NOTIFY"}}})).is_err());
         assert!(patch().apply(&mut json!({"linux": {"seccomp": {"syscalls": {}}}})).is_err());
+        // An action runc does not know is refused by name, not dropped or read as another.
+        let unknown = json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["execve"], "action": "SCMP_ACT_MAYBE"}]}}});
+        let error = patch().apply(&mut unknown.clone()).unwrap_err();
+        assert!(
+            error.contains("`linux.seccomp` is not a seccomp profile") && error.contains("SCMP_ACT_MAYBE"),
+            "{error}"
+        );
+    }
+
+    /// The slot goes through oci-spec's types; what the profile says that the patch does
+    /// not change comes back as it was.
+    #[test]
+    fn the_profile_keeps_what_the_patch_does_not_change() {
+        let mut spec = json!({"linux": {"seccomp": {
+            "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+            "architectures": ["SCMP_ARCH_X86_64"], "flags": ["SECCOMP_FILTER_FLAG_LOG"],
+            "syscalls": [{"names": ["read", "execve"], "action": "SCMP_ACT_ALLOW"},
+                         {"names": ["ptrace"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}}});
+        patch().apply(&mut spec).unwrap();
+        let seccomp = &spec["linux"]["seccomp"];
+        assert_eq!(seccomp["defaultErrnoRet"], 1);
+        assert_eq!(seccomp["architectures"], json!(["SCMP_ARCH_X86_64"]));
+        assert_eq!(seccomp["flags"], json!(["SECCOMP_FILTER_FLAG_LOG"]));
+        let rules = seccomp["syscalls"].as_array().unwrap();
+        assert_eq!(rules[0], json!({"names": ["read"], "action": "SCMP_ACT_ALLOW"}));
+        assert_eq!(rules[1], json!({"names": ["ptrace"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}));
+        assert!(rules.contains(&json!({"names": ["execve"], "action": "SCMP_ACT_NOTIFY"})), "{rules:#?}");
     }
 
     #[test]
