@@ -20,6 +20,10 @@
 //! containers runc installs an equivalent filter (the rules that the shim's SpecPatch adds)
 //! and hands over the listener.
 //!
+//! Not here: what a notification means for the policy, and reading the stopped process
+//! (`execguard-supervisor`); merging the filter's rules into a container's own profile
+//! (the shim's spec patch, which takes its syscall names from [`SYSCALLS`]).
+//!
 //! The program is assembled here rather than with seccompiler: seccompiler has no
 //! SECCOMP_RET_USER_NOTIF action, cannot install with SECCOMP_FILTER_FLAG_NEW_LISTENER (so
 //! no listener fd comes back), and builds a filter for one architecture, while this one

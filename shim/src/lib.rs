@@ -9,6 +9,12 @@
 //! seccomp listener runc hands over there (the container's init, each exec session) is
 //! supervised. Containers of one pod share one execguard shim and one runc shim, grouped
 //! like the runc shim groups them (`io.kubernetes.cri.sandbox-id`).
+//!
+//! Not here: how an exec is inspected and decided (`execguard-supervisor`,
+//! `execguard-policy`), what the filter is made of (`execguard-seccomp`, whose table the
+//! spec patch takes its syscall names from), where alerts go (`execguard-alerts`), and
+//! installation into containerd (the `execguard` CLI, so that its TOML editing is never
+//! linked into this binary).
 
 pub mod agent;
 pub mod config;
