@@ -81,7 +81,7 @@ impl SpecPatch {
     /// With no seccomp profile, it adds one that allows everything but execve and
     /// execveat, for the native and the compat architectures. With a profile (Kubernetes'
     /// RuntimeDefault, a Localhost profile, ctr's default), every restriction it makes
-    /// stays: see [`supervise_exec`] for what changes for execve and execveat. The
+    /// stays: see [`supervise`] for what changes for execve and execveat. The
     /// profile's architectures are kept as they are: adding one would open that ABI to
     /// the profile's allowed syscalls.
     ///
