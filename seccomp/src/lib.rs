@@ -150,22 +150,9 @@ const fn syscall(
     Syscall { name, treatment, x86_64, x32, i386 }
 }
 
-impl Treatment {
-    /// Whether a filter with this gate setting acts on the syscall.
-    pub fn in_filter(self, gate: Option<Gate>) -> bool {
-        match self {
-            Treatment::NetworkSocket | Treatment::SocketCall => gate.is_some(),
-            Treatment::IoUring => gate.is_some_and(|gate| gate.io_uring),
-            _ => true,
-        }
-    }
-}
-
 /// The names of the syscalls treated so, in table order.
 pub fn names(treatment: Treatment) -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = SYSCALLS.iter().filter(|s| s.treatment == treatment).map(|s| s.name).collect();
-    names.dedup();
-    names
+    SYSCALLS.iter().filter(|s| s.treatment == treatment).map(|s| s.name).collect()
 }
 
 /// Missing from libc (linux/seccomp.h, Linux 6.6): the notifying task blocks right after
@@ -564,6 +551,15 @@ fn steps(gate: Option<Gate>) -> Vec<Step> {
 }
 
 impl Treatment {
+    /// Whether a filter with this gate setting acts on the syscall.
+    fn in_filter(self, gate: Option<Gate>) -> bool {
+        match self {
+            Treatment::NetworkSocket | Treatment::SocketCall => gate.is_some(),
+            Treatment::IoUring => gate.is_some_and(|gate| gate.io_uring),
+            _ => true,
+        }
+    }
+
     /// Where the program goes for such a syscall.
     fn label(self) -> Label {
         match self {

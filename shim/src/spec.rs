@@ -589,9 +589,9 @@ mod tests {
         assert!(patch().apply(&mut json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_NOTIFY"}}})).is_err());
         assert!(patch().apply(&mut json!({"linux": {"seccomp": {"syscalls": {}}}})).is_err());
         // An action runc does not know is refused by name, not dropped or read as another.
-        let unknown = json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW",
+        let mut unknown = json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW",
             "syscalls": [{"names": ["execve"], "action": "SCMP_ACT_MAYBE"}]}}});
-        let error = patch().apply(&mut unknown.clone()).unwrap_err();
+        let error = patch().apply(&mut unknown).unwrap_err();
         assert!(
             error.contains("`linux.seccomp` is not a seccomp profile") && error.contains("SCMP_ACT_MAYBE"),
             "{error}"

@@ -227,8 +227,7 @@ impl ExecguardTask {
         let (config, origin) = ShimConfig::load(explicit.as_deref()).map_err(|e| e.to_string())?;
         tracing::debug!(config = %origin, "configuration");
         req.options = Some(runc_options(&config)?).into();
-        let bundle = Path::new(&req.bundle);
-        delegate::record_binary(bundle, &config.delegate.binary)?;
+        delegate::record_binary(Path::new(&req.bundle), &config.delegate.binary)?;
         let agent = self.supervise(req, &config)?;
         Ok((agent, config.delegate.binary))
     }
