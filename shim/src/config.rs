@@ -42,6 +42,7 @@ use execguard_policy::{Mode, Policy, PolicyErrors};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use execguard_supervisor::FailAction;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/execguard/config.toml";
@@ -334,6 +335,27 @@ pub struct Selection {
     pub mode: Option<Mode>,
 }
 
+/// containerd's message for the runtime options of runtimes other than runc
+/// (`runtimeoptions.v1.Options`, in containerd's CRI API), which carries ConfigPath.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RuntimeOptions {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(string, tag = "2")]
+    config_path: String,
+}
+
+const RUNTIME_OPTIONS_TYPE: &str = "runtimeoptions.v1.Options";
+
+/// The ConfigPath of a runtime's options (CRI's `options.ConfigPath`), if they carry one.
+pub fn config_path(options: &Any) -> Result<Option<PathBuf>, String> {
+    if !options.type_url.ends_with(RUNTIME_OPTIONS_TYPE) {
+        return Ok(None);
+    }
+    let options = <RuntimeOptions as prost::Message>::decode(options.value.as_slice()).map_err(|e| e.to_string())?;
+    Ok((!options.config_path.is_empty()).then(|| PathBuf::from(options.config_path)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,5 +455,19 @@ mod tests {
         assert!(monitoring_policy.is_ok());
         let off = ShimConfig::parse("mode = \"off\"\n", "c.toml").unwrap();
         assert!(resolve(&off, json!({"execguard.dev/mode": "monitor"})).unwrap().is_some());
+    }
+
+    #[test]
+    fn config_path_is_read_from_the_runtime_options() {
+        // runtimeoptions.v1.Options { type_url = "x", config_path = "/etc/eg.toml" }
+        let mut value = vec![0x0a, 1, b'x', 0x12, 12];
+        value.extend_from_slice(b"/etc/eg.toml");
+        let any = Any { type_url: "type.googleapis.com/runtimeoptions.v1.Options".into(), value, ..Any::default() };
+        assert_eq!(config_path(&any), Ok(Some(PathBuf::from("/etc/eg.toml"))));
+        let runc = Any { type_url: "containerd.runc.v1.Options".into(), value: vec![0x12, 1, b'y'], ..Any::default() };
+        assert_eq!(config_path(&runc), Ok(None));
+        let broken =
+            Any { type_url: "runtimeoptions.v1.Options".into(), value: vec![0x12, 40, b'/'], ..Any::default() };
+        assert!(config_path(&broken).is_err());
     }
 }

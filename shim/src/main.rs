@@ -4,38 +4,67 @@
 use std::io::{Read, Write};
 use std::process::{Command, ExitCode, Stdio};
 
-use execguard_shim::config::ShimConfig;
-use execguard_shim::{ExecguardShim, RUNTIME_ID};
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::Message;
+use execguard_shim::config::{self, ShimConfig};
+use execguard_shim::{delegate, ExecguardShim, RUNTIME_ID};
 
-/// `-info` (containerd 2.x asks for runtime features): answered by the runc shim, whose
-/// features are the ones that apply.
+/// `-info` (containerd 2.x asks for runtime features, with the runtime options on stdin):
+/// answered by the runc shim of the configuration those options name, whose features
+/// are the ones that apply, asked with the runc options that configuration gives it.
 fn relay_info() -> ExitCode {
-    let binary = ShimConfig::load(None).map(|(config, _)| config.delegate.binary).unwrap_or_else(|error| {
-        eprintln!("{error}");
-        "containerd-shim-runc-v2".into()
-    });
-    let mut input = Vec::new();
-    if let Err(error) = std::io::stdin().read_to_end(&mut input) {
-        eprintln!("cannot read the -info request: {error}");
-        return ExitCode::FAILURE;
-    }
-    let child = Command::new(&binary).arg("-info").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn();
-    let output = child.and_then(|mut child| {
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(&input)?;
+    match info() {
+        Ok(output) if std::io::stdout().write_all(&output).is_ok() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("{RUNTIME_ID} -info: {error}");
+            ExitCode::FAILURE
         }
-        child.wait_with_output()
-    });
-    match output {
-        Ok(output) if output.status.success() && std::io::stdout().write_all(&output.stdout).is_ok() => {
+    }
+}
+
+fn info() -> Result<Vec<u8>, String> {
+    let mut input = Vec::new();
+    std::io::stdin().read_to_end(&mut input).map_err(|e| format!("cannot read the runtime options: {e}"))?;
+    let explicit = match input.is_empty() {
+        true => None,
+        false => {
+            let options = Any::parse_from_bytes(&input).map_err(|e| format!("the runtime options: {e}"))?;
+            config::config_path(&options)?
+        }
+    };
+    let (config, _) = ShimConfig::load(explicit.as_deref()).map_err(|e| e.to_string())?;
+    let options = delegate::runc_options(&config)?.write_to_bytes().map_err(|e| e.to_string())?;
+    let binary = &config.delegate.binary;
+    let mut child = Command::new(binary)
+        .arg("-info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {binary} -info: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(&options).map_err(|e| format!("cannot write to {binary} -info: {e}"))?;
+    }
+    let output = child.wait_with_output().map_err(|e| format!("{binary} -info: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("{binary} -info failed: {}", output.status));
+    }
+    Ok(output.stdout)
+}
+
+/// The `start` action. containerd reads all of stdout and stderr: nothing else may be
+/// printed on success.
+fn start(flags: &containerd_shim::Flags) -> ExitCode {
+    match execguard_shim::start(flags) {
+        Ok(reply) if std::io::stdout().write_all(&reply).and_then(|()| std::io::stdout().flush()).is_ok() => {
             ExitCode::SUCCESS
         }
-        Ok(output) => {
-            eprintln!("{binary} -info failed: {}", output.status);
+        Ok(_) => {
+            eprintln!("{RUNTIME_ID}: cannot write the start reply");
             ExitCode::FAILURE
         }
         Err(error) => {
-            eprintln!("cannot run {binary} -info: {error}");
+            eprintln!("{RUNTIME_ID}: {error}");
             ExitCode::FAILURE
         }
     }
@@ -44,6 +73,15 @@ fn relay_info() -> ExitCode {
 fn main() -> ExitCode {
     if std::env::args().any(|arg| arg == "-info" || arg == "--info") {
         return relay_info();
+    }
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    match containerd_shim::parse(&args) {
+        Ok(flags) if flags.action == "start" => return start(&flags),
+        Ok(_) => {}
+        Err(error) => {
+            eprintln!("{RUNTIME_ID}: {error}");
+            return ExitCode::FAILURE;
+        }
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,

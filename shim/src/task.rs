@@ -3,22 +3,21 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use containerd_shim::asynchronous::ExitSignal;
 use containerd_shim_protos::api::*;
-use containerd_shim_protos::protobuf::well_known_types::any::Any;
-use containerd_shim_protos::protobuf::{CodedInputStream, Message};
-use containerd_shim_protos::shim::oci::Options as RuncOptions;
-use containerd_shim_protos::shim_async::{Task, TaskClient};
+use containerd_shim_protos::shim_async::Task;
 use containerd_shim_protos::ttrpc::{self, r#async::TtrpcContext};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 use crate::agent::{Agent, ContainerFacts};
-use crate::config::{Selection, ShimConfig};
-use crate::delegate::{self, ShimFlags};
+use crate::config::{self, Selection, ShimConfig};
+use crate::delegate::{self, ShimFlags, TaskClient};
 use crate::reload::Reloader;
 use crate::spec::{self, RootWatch, SpecPatch};
 use execguard_alerts as alerts;
@@ -28,9 +27,6 @@ use execguard_supervisor::{PolicySlot, Supervisor};
 /// Where agent sockets live. Short on purpose: a unix socket path has at most 107 bytes,
 /// and bundle paths alone come close to that.
 const AGENT_DIR: &str = "/run/execguard";
-/// containerd's message type for runtime options of runtimes other than runc.
-const RUNTIME_OPTIONS_TYPE: &str = "runtimeoptions.v1.Options";
-const RUNC_OPTIONS_TYPE: &str = "containerd.runc.v1.Options";
 
 /// What the shim runs for all containers of its pod.
 struct Supervision {
@@ -56,7 +52,14 @@ pub struct ExecguardTask {
     supervision: OnceCell<Supervision>,
     state: Mutex<State>,
     exit: Arc<ExitSignal>,
+    /// Set by the first Create: a shim that never gets one exits (see `exit_unless_used`).
+    used: Arc<AtomicBool>,
 }
+
+/// How long a new shim waits for its first Create. containerd sends it right after
+/// `start`; a shim that has none by then serves a containerd that failed or gave up, and
+/// nobody would ever stop it.
+const FIRST_CREATE_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn invalid(message: String) -> ttrpc::Error {
     ttrpc::Error::RpcStatus(ttrpc::get_status(ttrpc::Code::INVALID_ARGUMENT, message))
@@ -68,37 +71,6 @@ fn internal(message: String) -> ttrpc::Error {
 
 fn context(ctx: &TtrpcContext) -> ttrpc::context::Context {
     ttrpc::context::Context { metadata: ctx.metadata.clone(), timeout_nano: ctx.timeout_nano }
-}
-
-/// The ConfigPath runtime option, decoded by hand: containerd-shim-protos has no type for
-/// `runtimeoptions.v1.Options` (field 2, config_path, a string).
-fn config_path(options: &Any) -> Result<Option<PathBuf>, String> {
-    if !options.type_url.ends_with(RUNTIME_OPTIONS_TYPE) {
-        return Ok(None);
-    }
-    let mut input = CodedInputStream::from_bytes(&options.value);
-    while let Some(tag) = input.read_raw_tag_or_eof().map_err(|e| e.to_string())? {
-        if tag >> 3 == 2 {
-            let path = input.read_string().map_err(|e| e.to_string())?;
-            return Ok((!path.is_empty()).then(|| PathBuf::from(path)));
-        }
-        input
-            .skip_field(containerd_shim_protos::protobuf::rt::WireType::new(tag & 7).ok_or("bad wire type")?)
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(None)
-}
-
-/// The runc shim's options for Create, from the configuration.
-fn runc_options(config: &ShimConfig) -> Result<Any, String> {
-    let options = RuncOptions {
-        systemd_cgroup: config.delegate.systemd_cgroup,
-        binary_name: config.delegate.binary_name.clone(),
-        root: config.delegate.root.clone(),
-        ..RuncOptions::default()
-    };
-    let value = options.write_to_bytes().map_err(|e| e.to_string())?;
-    Ok(Any { type_url: RUNC_OPTIONS_TYPE.into(), value, ..Any::default() })
 }
 
 /// The writable layer of an overlay root file system, from the Create request's mounts.
@@ -118,12 +90,15 @@ fn agent_path(namespace: &str, id: &str) -> PathBuf {
 
 impl ExecguardTask {
     pub fn new(flags: ShimFlags, exit: Arc<ExitSignal>) -> ExecguardTask {
+        let used = Arc::new(AtomicBool::new(false));
+        tokio::spawn(exit_unless_used(used.clone(), exit.clone(), flags.socket.clone()));
         ExecguardTask {
             flags,
             delegate: OnceCell::new(),
             supervision: OnceCell::new(),
             state: Mutex::new(State::default()),
             exit,
+            used,
         }
     }
 
@@ -135,15 +110,11 @@ impl ExecguardTask {
     /// The runc shim's client, starting that shim (`binary`, from the configuration that
     /// Create loaded) with the first container's bundle (it groups the pod's containers
     /// itself, by the sandbox id in the spec).
-    async fn delegate(&self, binary: &str, bundle: &str, id: &str) -> ttrpc::Result<&TaskClient> {
+    async fn delegate(&self, binary: &str, req: &CreateTaskRequest) -> ttrpc::Result<&TaskClient> {
         self.delegate
             .get_or_try_init(|| async {
-                let address = delegate::start(binary, &self.flags, Path::new(bundle), id).await.map_err(internal)?;
-                tracing::info!(%address, "runc shim started");
-                let client = ttrpc::r#async::Client::connect(&address)
-                    .await
-                    .map_err(|e| internal(format!("cannot connect to the runc shim at {address}: {e}")))?;
-                Ok((TaskClient::new(client), address))
+                let options = req.options.as_ref().cloned().unwrap_or_default();
+                delegate::start(binary, &self.flags, Path::new(&req.bundle), &req.id, &options).await.map_err(internal)
             })
             .await
             .map(|(client, _)| client)
@@ -221,12 +192,12 @@ impl ExecguardTask {
     /// binary of the configuration it loaded.
     fn prepare(&self, req: &mut CreateTaskRequest) -> Result<(Option<Agent>, String), String> {
         let explicit = match req.options.as_ref() {
-            Some(options) => config_path(options).map_err(|e| format!("runtime options: {e}"))?,
+            Some(options) => config::config_path(options).map_err(|e| format!("runtime options: {e}"))?,
             None => None,
         };
         let (config, origin) = ShimConfig::load(explicit.as_deref()).map_err(|e| e.to_string())?;
         tracing::debug!(config = %origin, "configuration");
-        req.options = Some(runc_options(&config)?).into();
+        req.options = Some(delegate::runc_options(&config)?).into();
         delegate::record_binary(Path::new(&req.bundle), &config.delegate.binary)?;
         let agent = self.supervise(req, &config)?;
         Ok((agent, config.delegate.binary))
@@ -284,6 +255,30 @@ impl ExecguardTask {
     }
 }
 
+fn remove_socket(address: &str) {
+    let path = address.trim_start_matches("unix://");
+    if let Err(error) = std::fs::remove_file(path) {
+        if error.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(%error, path, "cannot remove a shim socket");
+        }
+    }
+}
+
+/// Stops serving. This shim's socket goes first: the library removes the one named in
+/// the first container's bundle, which containerd may have deleted by now.
+fn exit(signal: &ExitSignal, socket: &str) {
+    remove_socket(socket);
+    signal.signal();
+}
+
+async fn exit_unless_used(used: Arc<AtomicBool>, signal: Arc<ExitSignal>, socket: String) {
+    tokio::time::sleep(FIRST_CREATE_TIMEOUT).await;
+    if !used.load(Ordering::SeqCst) {
+        tracing::warn!("no container was created within {FIRST_CREATE_TIMEOUT:?} of start: exiting");
+        exit(&signal, &socket);
+    }
+}
+
 /// The Task service: the RPCs listed first need nothing from execguard and go straight
 /// to the runc shim; the methods after them do execguard's part. (One macro writes the
 /// whole impl because #[async_trait] must see every method expanded.)
@@ -317,6 +312,7 @@ task_service! {
     stats(StatsRequest) -> StatsResponse;
 {
     async fn create(&self, ctx: &TtrpcContext, mut req: CreateTaskRequest) -> ttrpc::Result<CreateTaskResponse> {
+        self.used.store(true, Ordering::SeqCst);
         // Reading and compiling the policy and rewriting the bundle block: the worker gives
         // its other tasks to the runtime's other threads meanwhile (block_in_place borrows
         // `self` and `req`, which spawn_blocking's 'static closure could not).
@@ -324,7 +320,7 @@ task_service! {
             tracing::error!(container = %req.id, "{message}");
             invalid(format!("execguard: {message}"))
         })?;
-        let delegate = self.delegate(&binary, &req.bundle, &req.id).await?;
+        let delegate = self.delegate(&binary, &req).await?;
         let response = delegate.create(context(ctx), &req).await?;
         self.state().containers.insert(req.id.clone(), agent);
         Ok(response)
@@ -358,12 +354,9 @@ task_service! {
             // The runc shim removes the socket named in the bundle's address file, which
             // names this shim: its own socket is this shim's to remove.
             if let Some((_, address)) = self.delegate.get() {
-                let path = address.trim_start_matches("unix://");
-                if let Err(error) = std::fs::remove_file(path) {
-                    tracing::debug!(%error, path, "runc shim socket");
-                }
+                remove_socket(address);
             }
-            self.exit.signal();
+            exit(&self.exit, &self.flags.socket);
         }
         Ok(Empty::new())
     }
@@ -373,17 +366,6 @@ task_service! {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn config_path_is_read_from_the_runtime_options() {
-        // runtimeoptions.v1.Options { type_url = "x", config_path = "/etc/eg.toml" }
-        let mut value = vec![0x0a, 1, b'x', 0x12, 12];
-        value.extend_from_slice(b"/etc/eg.toml");
-        let any = Any { type_url: "type.googleapis.com/runtimeoptions.v1.Options".into(), value, ..Any::default() };
-        assert_eq!(config_path(&any), Ok(Some(PathBuf::from("/etc/eg.toml"))));
-        let runc = Any { type_url: RUNC_OPTIONS_TYPE.into(), value: vec![0x12, 1, b'y'], ..Any::default() };
-        assert_eq!(config_path(&runc), Ok(None));
-    }
 
     #[test]
     fn the_upper_dir_comes_from_the_overlay_mount() {
