@@ -313,10 +313,19 @@ fn drop_in_text(options: &InstallOptions, schema: Schema, effective: &Effective)
     )
 }
 
-/// Whether `imports` already brings in `drop_in`, literally or through a glob.
-fn imports_cover(imports: &Array, drop_in: &Path) -> bool {
+/// A path made absolute against the working directory.
+fn absolute(path: &Path) -> Result<PathBuf, InstallError> {
+    std::path::absolute(path).map_err(|e| file_error(path, e))
+}
+
+/// Whether `imports` of the main file in `config_dir` already bring in `drop_in` (absolute),
+/// literally or through a glob. A relative import is relative to the main file's directory.
+fn imports_cover(imports: &Array, config_dir: &Path, drop_in: &Path) -> bool {
     let drop_in = drop_in.display().to_string();
-    imports.iter().filter_map(|v| v.as_str()).any(|pattern| pattern == drop_in || glob_matches(pattern, &drop_in))
+    imports.iter().filter_map(|v| v.as_str()).any(|pattern| {
+        let pattern = config_dir.join(pattern).display().to_string();
+        pattern == drop_in || glob_matches(&pattern, &drop_in)
+    })
 }
 
 /// containerd's imports take shell globs; `*` within one path component is all they use.
@@ -336,14 +345,18 @@ fn glob_matches(pattern: &str, path: &str) -> bool {
     }
 }
 
-/// Adds the drop-in to the main config's `imports` unless they cover it already.
+/// Adds the drop-in to the main config's `imports` unless they cover it already. The import
+/// is written as an absolute path: both lines read a relative one from the main file's
+/// directory (`resolveImports` in 1.6.20 and 2.3.4), not from where the installer runs.
 fn import_drop_in(options: &InstallOptions, document: &mut DocumentMut) -> Result<(), InstallError> {
     let imports = document.entry("imports").or_insert_with(|| value(Array::new()));
     let imports = imports.as_array_mut().ok_or_else(|| {
         file_error(&options.config, "`imports` is not an array, so nothing was changed: make it a list of paths")
     })?;
-    if !imports_cover(imports, &options.drop_in) {
-        imports.push(options.drop_in.display().to_string());
+    let config = absolute(&options.config)?;
+    let drop_in = absolute(&options.drop_in)?;
+    if !imports_cover(imports, config.parent().unwrap_or(Path::new("/")), &drop_in) {
+        imports.push(drop_in.display().to_string());
     }
     Ok(())
 }
@@ -476,9 +489,10 @@ pub fn plan_uninstall(options: &InstallOptions) -> Result<Vec<FileChange>, Insta
     let mut changes = Vec::new();
     if let Some(original) = read_optional(&options.config)? {
         let mut document = parse(&options.config, &original)?;
-        let drop_in = options.drop_in.display().to_string();
+        // As install writes it now, and as it was given (earlier installers wrote that).
+        let drop_in = [absolute(&options.drop_in)?.display().to_string(), options.drop_in.display().to_string()];
         if let Some(imports) = document.get_mut("imports").and_then(Item::as_array_mut) {
-            imports.retain(|v| v.as_str() != Some(drop_in.as_str()));
+            imports.retain(|v| !v.as_str().is_some_and(|v| drop_in.iter().any(|d| d == v)));
             if imports.is_empty() {
                 document.remove("imports");
             }
@@ -752,10 +766,15 @@ mod tests {
     #[test]
     fn imports_are_matched_literally_or_by_glob() {
         let drop_in = Path::new("/etc/containerd/conf.d/99-execguard.toml");
-        assert!(imports_cover(&string_array(&["/etc/containerd/conf.d/*.toml"]), drop_in));
-        assert!(imports_cover(&string_array(&["/etc/containerd/conf.d/99-execguard.toml"]), drop_in));
-        assert!(!imports_cover(&string_array(&["/etc/containerd/other/*.toml"]), drop_in));
-        assert!(!imports_cover(&string_array(&["/etc/containerd/conf.d/*.conf"]), drop_in));
+        let covers = |pattern: &str| imports_cover(&string_array(&[pattern]), Path::new("/etc/containerd"), drop_in);
+        assert!(covers("/etc/containerd/conf.d/*.toml"));
+        assert!(covers("/etc/containerd/conf.d/99-execguard.toml"));
+        // Relative to the main file's directory, as containerd reads it.
+        assert!(covers("conf.d/*.toml"));
+        assert!(covers("conf.d/99-execguard.toml"));
+        assert!(!covers("/etc/containerd/other/*.toml"));
+        assert!(!covers("/etc/containerd/conf.d/*.conf"));
+        assert!(!covers("other/conf.d/*.toml"));
     }
 
     #[test]

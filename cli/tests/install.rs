@@ -502,3 +502,38 @@ fn files_it_cannot_parse_or_support_are_left_alone() {
         assert!(!scratch.path("conf.d").exists());
     }
 }
+
+#[test]
+fn relative_paths_are_imported_as_containerd_resolves_them() {
+    // containerd reads a relative import from the main file's directory, not from where
+    // the installer ran: run it from the scratch dir's parent with paths relative to that.
+    for (line, containerd) in [("1x", containerd_1x()), ("2x", containerd_2x())] {
+        let scratch = Scratch::new(&format!("relative-{line}"), containerd);
+        let original = user_config(&scratch);
+        std::fs::write(scratch.path("config.toml"), &original).unwrap();
+        let (parent, name) = (scratch.dir.parent().unwrap(), scratch.dir.file_name().unwrap().to_string_lossy());
+        let run = |verb: &str| {
+            let out = Command::new(shipped_execguard())
+                .current_dir(parent)
+                .args([verb, "containerd"])
+                .args([
+                    "--config",
+                    &format!("{name}/config.toml"),
+                    "--drop-in",
+                    &format!("{name}/conf.d/99-execguard.toml"),
+                ])
+                .args(["--shim-dir", &format!("{name}/bin"), "--execguard-dir", &format!("{name}/execguard")])
+                .arg("--containerd")
+                .arg(containerd)
+                .output()
+                .expect("run execguard");
+            assert!(out.status.success(), "{line} {verb}: {}", text(&out));
+        };
+        run("install");
+        let main = read(&scratch.path("config.toml"));
+        assert!(main.contains(&format!("imports = [{:?}]", scratch.path("conf.d/99-execguard.toml"))), "{main}");
+        assert!(scratch.dump().contains("io.containerd.execguard.v2"), "{line}");
+        run("uninstall");
+        assert_eq!(read(&scratch.path("config.toml")), original, "{line}");
+    }
+}
