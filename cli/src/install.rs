@@ -20,7 +20,8 @@
 //! - **1.6 and 1.7** read config version 2 (`config dump` prints `version = 2`) and merge an
 //!   imported file *per plugin*: a drop-in's `[plugins."io.containerd.grpc.v1.cri"]`
 //!   replaces the main file's whole CRI table (on 1.6.20 a drop-in with just a runtime put
-//!   `max_container_log_line_size` back to its default). So the drop-in holds the CRI table
+//!   `max_container_log_line_size` back to its default; 1.7.0's `mergeConfig` does the
+//!   same). So the drop-in holds the CRI table
 //!   in full as `config dump` shows it, plus the runtime, and the installer must run again
 //!   after the main file's CRI settings change. 1.6.20 also loads a `version = 3` file
 //!   without a word and ignores its `io.containerd.cri.v1.runtime` tables, so a file newer
@@ -30,7 +31,8 @@
 //!   warning "Configuration migrated from version N"; a version 2 file's
 //!   `io.containerd.grpc.v1.cri` tables move to `io.containerd.cri.v1.runtime`), then merges
 //!   it *per key*, down to a runtime's options; an array is replaced, not appended to
-//!   (`mergeConfig` in cmd/containerd/server/config/config.go). 2.3.4 refuses a drop-in of a
+//!   (`mergeConfig` in cmd/containerd/server/config/config.go, the same in 2.0 to 2.2: mergo
+//!   over the `plugins` map). 2.3.4 refuses a drop-in of a
 //!   higher version than the main file ("drop-in config version 3 higher than root config
 //!   version 2"). So the drop-in holds only the runtime (and `default_runtime_name` with
 //!   --set-as-default), in the main file's version and table names, and the main file's CRI
@@ -43,11 +45,16 @@
 //! `/etc/containerd/conf.d/*.toml` added to `imports`, comments gone), more of a change to a
 //! node than a runtime's installer should ask for.
 //!
+//! Both lines read a relative import from the main file's directory, so the drop-in is
+//! imported by its absolute path.
+//!
 //! Which line reads the files comes from the version its `config dump` prints (the version
 //! it migrates every file to, and whose table names the dump uses), not from
 //! `containerd --version`. The installer asks for the effective configuration before and
 //! after the change and keeps the change only if the runtime is there and nothing else
-//! differs. Anything it cannot parse is refused before a byte is written.
+//! differs. So a node upgraded from 1.x to 2.x with the whole-table drop-in of 1.x in place
+//! is refused (its settings would go) with the advice to uninstall first. Anything it
+//! cannot parse is refused before a byte is written.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

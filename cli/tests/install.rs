@@ -429,8 +429,8 @@ fn a_version_2_file_on_2x_gets_a_version_2_drop_in_that_containerd_migrates() {
     std::fs::write(scratch.path("config.toml"), &original).unwrap();
     let (before, after) = install_checked(&scratch, "execguard", false);
     // The operator's sandbox image, which containerd migrates to the CRI image plugin. (Its
-    // `containerd.snapshotter` is lost in 2.3.4's migration, with or without execguard:
-    // the runtime plugin skips it as moved and the image plugin does not take it.)
+    // `containerd.snapshotter` is lost, with or without execguard: 2.3.4's image plugin
+    // migrates it only from a file that has a `containerd.runtimes` table too.)
     let images = "io.containerd.cri.v1.images";
     assert_eq!(
         at(&after, &["plugins", images, "pinned_images", "sandbox"]),
