@@ -99,13 +99,15 @@ enum PolicyCommand {
 #[derive(Subcommand)]
 enum InstallCommand {
     /// Register the runtime io.containerd.execguard.v2 with containerd's CRI plugin: a
-    /// drop-in with the CRI plugin's complete effective table plus the runtime (containerd
-    /// 1.6/1.7 replace a plugin's whole table with an imported one), the drop-in added to
-    /// the main config's imports (comments and order kept, a backup written first), the
-    /// shim copied to --shim-dir, and execguard's config.toml and policy.toml created when
-    /// missing. Idempotent; refuses files it cannot parse; checks the result with
-    /// `containerd config dump` and puts the old files back if it is wrong. Config
-    /// versions 2 (containerd 1.x) and 3 (2.x). Restart containerd afterwards.
+    /// drop-in with the runtime (for containerd 1.6/1.7, which replace a plugin's whole
+    /// table with an imported one, inside the CRI plugin's complete effective table; 2.x
+    /// merges key by key), the drop-in added to the main config's imports (comments and
+    /// order kept, a backup written first), the shim copied to --shim-dir, and execguard's
+    /// config.toml and policy.toml created when missing. Idempotent; refuses files it cannot
+    /// parse; checks the result with `containerd config dump` and puts the old files back if
+    /// the runtime is missing or anything else changed. Config versions 2 (containerd 1.x,
+    /// and 2.x, which migrates it), 3 (2.0 to 2.2) and 4 (2.3). Restart containerd
+    /// afterwards.
     Containerd(InstallArgs),
 }
 
