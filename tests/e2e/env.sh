@@ -149,6 +149,12 @@ e2e_start() {
   # caller's, where Debian's containerd was found.
   local path=$PATH
   [ "$line" = 1.6 ] || path=$bin:$PATH
+  # The shared directories this instance's shims may create, and that e2e_stop removes
+  # (when empty) only if they were not there before.
+  local shared
+  for shared in /run/containerd/s /run/containerd/fifo /run/containerd/runc /run/containerd; do
+    [ -e "$shared" ] || echo "$shared"
+  done >"$dir/shared-dirs"
   _e2e_say "containerd $(_e2e_containerd_version "$bin") ($bin/containerd) in $dir"
   PATH=$path "$bin/containerd" --config "$dir/config.toml" </dev/null >>"$dir/containerd.log" 2>&1 &
   local pid=$!
@@ -661,8 +667,12 @@ _e2e_remove_outside_state() {
       [ -d "$cgroup" ] && rmdir "$cgroup" 2>/dev/null
     done
   done
-  # The shims' directories, if no other containerd uses them: rmdir only removes them empty.
-  rmdir /run/containerd/s /run/containerd/fifo /run/containerd/runc /run/containerd 2>/dev/null
+  # The shims' directories that were not there before this instance (listed deepest first),
+  # if no other containerd uses them by now: rmdir only removes them empty.
+  local shared
+  while IFS= read -r shared; do
+    rmdir "$shared" 2>/dev/null
+  done <"$E2E_DIR/shared-dirs"
   return 0
 }
 
