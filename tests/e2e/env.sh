@@ -11,8 +11,8 @@
 #                           and containerd-shim-runc-v2)
 #   ectr ARGS...            ctr (the line's own) against that containerd, in $E2E_NAMESPACE
 #                           unless -n says otherwise (`ectr -n k8s.io images ls`)
-#   e2e_shim_socket NS ID   where the shim of container (or pod sandbox) ID in namespace NS
-#                           listens
+#   e2e_shim_sockets NS ID  where the shims (runc's, execguard's) of container (or pod
+#                           sandbox) ID in namespace NS may listen, one path a line
 #   e2e_build_image NAME    builds the test image (cached) and imports it as NAME into
 #                           $E2E_NAMESPACE and k8s.io, with the pod sandbox image in k8s.io;
 #                           exports E2E_IMAGE=NAME
@@ -460,12 +460,16 @@ _e2e_stop_instance() {
   done
   ids=$(sort -u <<<"$ids")
 
-  # Shims whose containerd went away before they were told to stop, and their containers
-  # (the shim is their subreaper, so its descendants are the containers' processes).
+  # Shims whose containerd went away before they were told to stop, or that containerd
+  # forgot (a shim whose start failed: containerd deleted its container), and their
+  # containers (the shim is their subreaper, so its descendants are the containers'
+  # processes). A shim's arguments name its container, for the state it leaves.
   local strays
   strays=$(_e2e_processes "$dir")
   if [ -n "$strays" ]; then
     # shellcheck disable=SC2086 # one pid per word
+    ids=$(sort -u <<<"$ids"$'\n'"$(_e2e_shim_containers $strays)")
+    # shellcheck disable=SC2086
     strays=$(_e2e_with_descendants $strays)
     _e2e_say "killing what containerd left running: ${strays//$'\n'/ }"
     # shellcheck disable=SC2086
@@ -515,6 +519,23 @@ _e2e_remove_containers() {
         _e2e_say "could not delete container $ns/$id through containerd"
     done
   done
+}
+
+# "namespace id" of each PID that is a shim: `-namespace NS -id ID` in its arguments.
+_e2e_shim_containers() {
+  local pid args i ns id
+  for pid in "$@"; do
+    { mapfile -d '' -t args <"/proc/$pid/cmdline"; } 2>/dev/null || continue
+    ns= id=
+    for ((i = 0; i + 1 < ${#args[@]}; i++)); do
+      case ${args[i]} in
+        -namespace) ns=${args[i + 1]} ;;
+        -id) id=${args[i + 1]} ;;
+      esac
+    done
+    [ -n "$ns" ] && [ -n "$id" ] && echo "$ns $id"
+  done
+  return 0
 }
 
 # True if PID is a live process (a zombie is dead: it only waits to be reaped, and PID 1
@@ -629,19 +650,21 @@ _e2e_unmount() {
   done
 }
 
-# The shim socket of container ID in namespace NS: <socket dir>/<sha256 of
-# "ADDRESS/NS/ID">. The runc shim v2 of containerd 1.6 puts it in /run/containerd/s
-# whatever containerd's own state directory is (runtime/v2/shim/util_unix.go,
-# SocketAddress); containerd 2.3 tells its shims the socket_dir of its configuration,
-# E2E_DIR/s here (pkg/shim/util_unix.go, CreateSocketAddress).
-e2e_shim_socket() {
-  local hash
-  hash=$(printf '%s' "$E2E_ADDRESS/$1/$2" | sha256sum)
-  echo "$(_e2e_socket_dir)/${hash%% *}"
-}
-
-_e2e_socket_dir() {
-  if [ "$E2E_CONTAINERD" = 1.6 ]; then echo /run/containerd/s; else echo "$E2E_DIR/s"; fi
+# The places of the shim sockets of container ID in namespace NS: <socket dir>/<sha256 of
+# "ADDRESS/NS/KEY">, where KEY is ID for the runc shim and ID-execguard for the execguard
+# shim in front of it (shim/src/lib.rs, start_shim). The shims of containerd 1.6 put them
+# in /run/containerd/s whatever containerd's own state directory is
+# (runtime/v2/shim/util_unix.go, SocketAddress). containerd 2.3 tells its shims the
+# socket_dir of its configuration, E2E_DIR/s here (pkg/shim/util_unix.go,
+# CreateSocketAddress), but a shim that does not read it (one that speaks only 1.x's start
+# protocol) still uses /run/containerd/s.
+e2e_shim_sockets() {
+  local key hash
+  for key in "$2" "$2-execguard"; do
+    hash=$(printf '%s' "$E2E_ADDRESS/$1/$key" | sha256sum)
+    [ "$E2E_CONTAINERD" = 1.6 ] || echo "$E2E_DIR/s/${hash%% *}"
+    echo "/run/containerd/s/${hash%% *}"
+  done
 }
 
 # What a killed shim could not clean up outside E2E_DIR: its socket, runc's state for the
@@ -652,7 +675,7 @@ _e2e_remove_outside_state() {
   local ns id cgroup
   while read -r ns id; do
     [ -n "$id" ] || continue
-    rm -f "$(e2e_shim_socket "$ns" "$id")"
+    e2e_shim_sockets "$ns" "$id" | xargs rm -f
     if [ -e "/run/containerd/runc/$ns/$id" ]; then
       runc --root "/run/containerd/runc/$ns" delete --force "$id" >/dev/null 2>&1
       rm -rf "/run/containerd/runc/$ns/$id"
@@ -690,7 +713,7 @@ _e2e_check_clean() {
   done <<<"$(_e2e_mounts_under "$dir")"
   while read -r ns id; do
     [ -n "$id" ] || continue
-    for path in "$(e2e_shim_socket "$ns" "$id")" "/run/containerd/runc/$ns/$id" /sys/fs/cgroup/*/"$ns/$id"; do
+    for path in $(e2e_shim_sockets "$ns" "$id") "/run/containerd/runc/$ns/$id" /sys/fs/cgroup/*/"$ns/$id"; do
       if [ -e "$path" ]; then
         echo "!! e2e: left: $path (container $ns/$id)" >&2
         left=1

@@ -288,9 +288,9 @@ check "every execguard shim exited by itself" test -z "$(shims)"
 check "no agent socket is left" test -z "$(ls /run/execguard 2>/dev/null)"
 leftover_sockets() {
   local id
-  for id in enforce1 top1 memfd1 race1 serve1 uring1 uring2 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 configpath1 reload1 broken1; do
-    for key in "$id" "$id-execguard"; do
-      [ -e "$(e2e_shim_socket "$E2E_NAMESPACE" "$key")" ] && echo "$key"
+  for id in enforce1 top1 memfd1 race1 serve1 uring1 uring2 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 chroot1 chroot2 configpath1 reload1 broken1; do
+    for socket in $(e2e_shim_sockets "$E2E_NAMESPACE" "$id"); do
+      [ -e "$socket" ] && echo "$socket ($id)"
     done
   done
   return 0
