@@ -138,17 +138,19 @@ e2e_start() {
   export E2E_NAMESPACE=${E2E_NAMESPACE:-execguard-e2e-${hash:0:8}}
   export E2E_SANDBOX_IMAGE=$_E2E_SANDBOX_IMAGE
   _e2e_config >"$dir/config.toml" || return 1
-  # E2E_CONFIGURE, when set, is a command that registers execguard itself (the installer)
-  # in the configuration written above, which then has only the runc runtime.
-  if [ -n "${E2E_CONFIGURE:-}" ]; then
-    "$E2E_CONFIGURE" "$dir/config.toml" || return 1
-  fi
 
   # containerd starts the runc shim it finds first on PATH (and the shims, runc): for 2.3
   # that must be 2.3.4's own, which serves the task API v3. For 1.6 the PATH stays the
   # caller's, where Debian's containerd was found.
   local path=$PATH
   [ "$line" = 1.6 ] || path=$bin:$PATH
+  # E2E_CONFIGURE, when set, is a command that registers execguard itself (the installer)
+  # in the configuration written above, which then has only the runc runtime. It finds
+  # this containerd first on PATH, as on a node: the installer asks `containerd config
+  # dump` what its change did.
+  if [ -n "${E2E_CONFIGURE:-}" ]; then
+    PATH=$path "$E2E_CONFIGURE" "$dir/config.toml" || return 1
+  fi
   # The shared directories this instance's shims may create, and that e2e_stop removes
   # (when empty) only if they were not there before.
   local shared
