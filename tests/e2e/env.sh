@@ -11,6 +11,9 @@
 #                           and containerd-shim-runc-v2)
 #   ectr ARGS...            ctr (the line's own) against that containerd, in $E2E_NAMESPACE
 #                           unless -n says otherwise (`ectr -n k8s.io images ls`)
+#   e2e_containerd_2x_tarball
+#                           the absolute path of containerd 2.3.4's tarball (below), or a
+#                           message saying how to provide it
 #   e2e_shim_sockets NS ID  where the shims (runc's, execguard's) of container (or pod
 #                           sandbox) ID in namespace NS may listen, one path a line
 #   e2e_build_image NAME    builds the test image (cached) and imports it as NAME into
@@ -53,6 +56,8 @@
 #   PATH=$PWD/target/debug:$PATH e2e_start "$(mktemp -d /tmp/execguard-e2e.XXXXXX)"
 #   e2e_build_image execguard.test/e2e:latest
 #   ectr run --rm --runtime io.containerd.execguard.v2 "$E2E_IMAGE" t1 nc -h
+# The suites built on it (smoke.sh, shim.sh, cri.sh) run on either line:
+#   E2E_CONTAINERD=2.3 tests/e2e/shim.sh
 #
 # Every function returns non-zero with a message on stderr when it fails, so callers can
 # run under `set -Eeuo pipefail` or test the status themselves.
@@ -238,6 +243,17 @@ _e2e_containerd_version() {
   echo "${words[2]:-unknown}"
 }
 
+e2e_containerd_2x_tarball() {
+  local tarball=${EXECGUARD_CONTAINERD_2X_TARBALL:-$(_e2e_repo)/../shared/containerd/$_E2E_CONTAINERD_2X_TARBALL}
+  if [ ! -f "$tarball" ]; then
+    _e2e_error "E2E_CONTAINERD=2.3 needs containerd 2.3.4, and $tarball is not a file: set" \
+      "EXECGUARD_CONTAINERD_2X_TARBALL to the path of $_E2E_CONTAINERD_2X_TARBALL" \
+      "(sha256 $_E2E_CONTAINERD_2X_SHA256), or put it in ../shared/containerd/ beside the checkout"
+    return 1
+  fi
+  realpath "$tarball"
+}
+
 # containerd 2.3.4's bin/, unpacked from its tarball into the cache on first use: aside,
 # then renamed into place whole, so that a concurrent run never uses half of it (when
 # another run got there first, its copy is as good). The directory is named by the
@@ -249,14 +265,8 @@ _e2e_containerd_2x() {
     echo "$dir/bin"
     return 0
   fi
-  local tarball=${EXECGUARD_CONTAINERD_2X_TARBALL:-$(_e2e_repo)/../shared/containerd/$_E2E_CONTAINERD_2X_TARBALL}
-  if [ ! -f "$tarball" ]; then
-    _e2e_error "E2E_CONTAINERD=2.3 needs containerd 2.3.4, and $tarball is not a file: set" \
-      "EXECGUARD_CONTAINERD_2X_TARBALL to the path of $_E2E_CONTAINERD_2X_TARBALL" \
-      "(sha256 $_E2E_CONTAINERD_2X_SHA256), or put it in ../shared/containerd/ beside the checkout"
-    return 1
-  fi
-  local sum
+  local tarball sum
+  tarball=$(e2e_containerd_2x_tarball) || return 1
   sum=$(sha256sum <"$tarball") || return 1
   if [ "${sum%% *}" != "$_E2E_CONTAINERD_2X_SHA256" ]; then
     _e2e_error "$tarball has sha256 ${sum%% *}, not $_E2E_CONTAINERD_2X_SHA256: it is not the containerd 2.3.4 the harness was written against"
