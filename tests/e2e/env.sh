@@ -4,10 +4,18 @@
 # registries). Sourcing this file only defines functions; nothing runs until they are called.
 #
 #   e2e_install             installs the Debian packages below if any is missing
-#   e2e_start DIR           starts a private containerd that keeps everything under DIR and
-#                           exports E2E_DIR, E2E_ADDRESS, E2E_NAMESPACE, E2E_SANDBOX_IMAGE
-#   ectr ARGS...            ctr against that containerd, in $E2E_NAMESPACE unless -n says
-#                           otherwise (`ectr -n k8s.io images ls`)
+#   e2e_start DIR           starts a private containerd of the line E2E_CONTAINERD (below)
+#                           that keeps everything under DIR and exports E2E_DIR, E2E_ADDRESS,
+#                           E2E_NAMESPACE, E2E_SANDBOX_IMAGE, E2E_CONTAINERD and
+#                           E2E_CONTAINERD_BIN (the directory of that line's containerd, ctr
+#                           and containerd-shim-runc-v2)
+#   ectr ARGS...            ctr (the line's own) against that containerd, in $E2E_NAMESPACE
+#                           unless -n says otherwise (`ectr -n k8s.io images ls`)
+#   e2e_containerd_2x_tarball
+#                           the absolute path of containerd 2.3.4's tarball (below), or a
+#                           message saying how to provide it
+#   e2e_shim_sockets NS ID  where the shims (runc's, execguard's) of container (or pod
+#                           sandbox) ID in namespace NS may listen, one path a line
 #   e2e_build_image NAME    builds the test image (cached) and imports it as NAME into
 #                           $E2E_NAMESPACE and k8s.io, with the pod sandbox image in k8s.io;
 #                           exports E2E_IMAGE=NAME
@@ -19,11 +27,27 @@
 #                           left under E2E_DIR and fails loudly if anything is still there;
 #                           idempotent and safe in `trap e2e_stop EXIT`
 #
-# Set before e2e_start: E2E_NAMESPACE for the tests' namespace (default
-# execguard-e2e-<8 hex digits of DIR's hash>, one per instance), and
-# PATH so that it holds containerd-shim-execguard-v2 when a test uses
-# `--runtime io.containerd.execguard.v2`: containerd and its shims inherit it.
-# Set before e2e_build_image: E2E_IMAGE_CACHE (default <repo>/target/e2e).
+# Set before e2e_start:
+#   E2E_CONTAINERD          which containerd to start: `1.6` (the default) is Debian's 1.6.20,
+#                           the containerd on PATH; `2.3` is containerd 2.3.4, unpacked once
+#                           from its tarball into E2E_IMAGE_CACHE and put first on
+#                           containerd's PATH, so that its own containerd-shim-runc-v2 runs
+#                           the containers. e2e_start checks the version it finds and says it.
+#   EXECGUARD_CONTAINERD_2X_TARBALL
+#                           for `2.3`, the path of containerd-2.3.4-linux-amd64.tar.gz
+#                           (checked against its sha256 below; default
+#                           <repo>/../shared/containerd/containerd-2.3.4-linux-amd64.tar.gz).
+#                           Needed only while the cache does not hold it unpacked.
+#   E2E_NAMESPACE           the tests' namespace (default execguard-e2e-<8 hex digits of
+#                           DIR's hash>, one per instance)
+#   PATH                    so that it holds containerd-shim-execguard-v2 when a test uses
+#                           `--runtime io.containerd.execguard.v2`: containerd and its shims
+#                           inherit it.
+# Set before e2e_start or e2e_build_image: E2E_IMAGE_CACHE, where the test images and the
+# unpacked containerd 2.3.4 are kept (default <repo>/target/e2e).
+#
+# DIR may have at most 85 characters (the sockets in it), and at most 40 for `2.3`, whose
+# shims put their sockets in DIR/s (containerd 2.3.4 refuses a socket_dir longer than 42).
 #
 # Typical use, from the repository's root:
 #   . tests/e2e/env.sh
@@ -32,6 +56,8 @@
 #   PATH=$PWD/target/debug:$PATH e2e_start "$(mktemp -d /tmp/execguard-e2e.XXXXXX)"
 #   e2e_build_image execguard.test/e2e:latest
 #   ectr run --rm --runtime io.containerd.execguard.v2 "$E2E_IMAGE" t1 nc -h
+# The suites built on it (smoke.sh, shim.sh, cri.sh) run on either line:
+#   E2E_CONTAINERD=2.3 tests/e2e/shim.sh
 #
 # Every function returns non-zero with a message on stderr when it fails, so callers can
 # run under `set -Eeuo pipefail` or test the status themselves.
@@ -39,6 +65,11 @@
 # The packages the environment and the test image are made from (see
 # shared/reference/e2e-environment.md for why each is there).
 _E2E_PACKAGES=(containerd runc busybox-static dash netcat-openbsd nmap socat iproute2 gcc libc6-dev)
+
+# containerd 2.3.4 for E2E_CONTAINERD=2.3 (shared/containerd/README.md says how it was
+# built), and the sha256sum of the tarball the harness was written against.
+_E2E_CONTAINERD_2X_TARBALL=containerd-2.3.4-linux-amd64.tar.gz
+_E2E_CONTAINERD_2X_SHA256=599799aa1497cc7f3f104adaac99dd6fa6bcf55a65cabf343af3975503e9feff
 
 # The CRI plugin cannot pull its pause image on a machine without a registry, so
 # e2e_build_image imports one under this name (CRI's sandbox_image).
@@ -90,8 +121,18 @@ e2e_start() {
     _e2e_error "$dir is too long for the sockets that go in it (at most 85 characters)"
     return 1
   fi
-  mkdir -p "$dir"/{root,state,opt,fifo,cni/bin,cni/net.d} || return 1
+  local line=${E2E_CONTAINERD:-1.6} bin
+  # containerd 2.3.4 refuses a shim socket_dir (DIR/s) longer than 42 characters
+  # (core/runtime/v2/socket_linux.go, maxSocketDirLen: 107 bytes of sun_path less "/" and
+  # the 64 hex digits of the socket's name).
+  if [ "$line" = 2.3 ] && [ ${#dir} -gt 40 ]; then
+    _e2e_error "$dir is too long for containerd 2.3's shim sockets in $dir/s (at most 40 characters)"
+    return 1
+  fi
+  bin=$(_e2e_containerd_bin "$line") || return 1
+  mkdir -p "$dir"/{root,state,opt,fifo,tmp,s,cdi,cni/bin,cni/net.d} || return 1
 
+  export E2E_CONTAINERD=$line E2E_CONTAINERD_BIN=$bin
   export E2E_DIR=$dir
   export E2E_ADDRESS=$dir/containerd.sock
   # Its own namespace by default: runc's state (/run/containerd/runc/NAMESPACE/ID) and
@@ -102,13 +143,27 @@ e2e_start() {
   export E2E_NAMESPACE=${E2E_NAMESPACE:-execguard-e2e-${hash:0:8}}
   export E2E_SANDBOX_IMAGE=$_E2E_SANDBOX_IMAGE
   _e2e_config >"$dir/config.toml" || return 1
-  # E2E_CONFIGURE, when set, is a command that registers execguard itself (the installer)
-  # in the configuration written above, which then has only the runc runtime.
-  if [ -n "${E2E_CONFIGURE:-}" ]; then
-    "$E2E_CONFIGURE" "$dir/config.toml" || return 1
-  fi
 
-  containerd --config "$dir/config.toml" </dev/null >>"$dir/containerd.log" 2>&1 &
+  # containerd starts the runc shim it finds first on PATH (and the shims, runc): for 2.3
+  # that must be 2.3.4's own, which serves the task API v3. For 1.6 the PATH stays the
+  # caller's, where Debian's containerd was found.
+  local path=$PATH
+  [ "$line" = 1.6 ] || path=$bin:$PATH
+  # E2E_CONFIGURE, when set, is a command that registers execguard itself (the installer)
+  # in the configuration written above, which then has only the runc runtime. It finds
+  # this containerd first on PATH, as on a node: the installer asks `containerd config
+  # dump` what its change did.
+  if [ -n "${E2E_CONFIGURE:-}" ]; then
+    PATH=$path "$E2E_CONFIGURE" "$dir/config.toml" || return 1
+  fi
+  # The shared directories this instance's shims may create, and that e2e_stop removes
+  # (when empty) only if they were not there before.
+  local shared
+  for shared in /run/containerd/s /run/containerd/fifo /run/containerd/runc /run/containerd; do
+    [ -e "$shared" ] || echo "$shared"
+  done >"$dir/shared-dirs"
+  _e2e_say "containerd $(_e2e_containerd_version "$bin") ($bin/containerd) in $dir"
+  PATH=$path "$bin/containerd" --config "$dir/config.toml" </dev/null >>"$dir/containerd.log" 2>&1 &
   local pid=$!
   # Out of the job table, so that a caller's bare `wait` does not wait for containerd.
   disown "$pid"
@@ -117,7 +172,8 @@ e2e_start() {
   # ctr waits for the socket without end unless told otherwise.
   local deadline=$((SECONDS + 20))
   while [ $SECONDS -lt $deadline ]; do
-    if ctr --address "$E2E_ADDRESS" --connect-timeout 1s version >/dev/null 2>&1; then
+    if "$bin/ctr" --address "$E2E_ADDRESS" --connect-timeout 1s version >/dev/null 2>&1; then
+      _e2e_deprecations
       return 0
     fi
     if ! _e2e_alive "$pid"; then
@@ -134,8 +190,113 @@ e2e_start() {
   return 1
 }
 
-# The private containerd's configuration: every path it owns is under E2E_DIR.
+# ctr of 2.x prints every deprecation containerd knows of at each call (on this machine:
+# "The support for cgroup v1 is deprecated", always). ectr and e2e_stop suppress that
+# (ctr reads CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS; 1.6's ignores it); e2e_start says them
+# once instead. 1.6's ctr has no deprecations command.
+_e2e_deprecations() {
+  [ "$E2E_CONTAINERD" = 1.6 ] && return 0
+  local id _ message
+  while read -r id _ message; do
+    _e2e_say "containerd says: $id: $message"
+  done < <(_e2e_ctr deprecations list | tail -n +2)
+}
+
+# The directory holding containerd, ctr and containerd-shim-runc-v2 of LINE (1.6, 2.3),
+# checked to be of that line.
+_e2e_containerd_bin() {
+  local line=$1 bin version
+  case $line in
+    1.6)
+      if ! bin=$(command -v containerd); then
+        _e2e_error "no containerd on PATH for E2E_CONTAINERD=1.6: e2e_install installs Debian's"
+        return 1
+      fi
+      bin=$(dirname "$bin")
+      ;;
+    2.3) bin=$(_e2e_containerd_2x) || return 1 ;;
+    *)
+      _e2e_error "E2E_CONTAINERD=$line: the lines are 1.6 (Debian's containerd on PATH) and 2.3 (2.3.4 from its tarball)"
+      return 1
+      ;;
+  esac
+  local binary
+  for binary in containerd ctr containerd-shim-runc-v2; do
+    if [ ! -x "$bin/$binary" ]; then
+      _e2e_error "$bin has no $binary for E2E_CONTAINERD=$line"
+      return 1
+    fi
+  done
+  version=$(_e2e_containerd_version "$bin")
+  # Debian's says 1.6.20~ds1, upstream's v2.3.4.
+  if [[ ${version#v} != "$line".* ]]; then
+    _e2e_error "E2E_CONTAINERD=$line, but $bin/containerd is version $version"
+    return 1
+  fi
+  echo "$bin"
+}
+
+# The version of BIN/containerd: "containerd github.com/containerd/containerd[/v2] VERSION REVISION".
+_e2e_containerd_version() {
+  local words
+  read -ra words < <("$1/containerd" --version 2>/dev/null)
+  echo "${words[2]:-unknown}"
+}
+
+e2e_containerd_2x_tarball() {
+  local tarball=${EXECGUARD_CONTAINERD_2X_TARBALL:-$(_e2e_repo)/../shared/containerd/$_E2E_CONTAINERD_2X_TARBALL}
+  if [ ! -f "$tarball" ]; then
+    _e2e_error "E2E_CONTAINERD=2.3 needs containerd 2.3.4, and $tarball is not a file: set" \
+      "EXECGUARD_CONTAINERD_2X_TARBALL to the path of $_E2E_CONTAINERD_2X_TARBALL" \
+      "(sha256 $_E2E_CONTAINERD_2X_SHA256), or put it in ../shared/containerd/ beside the checkout"
+    return 1
+  fi
+  realpath "$tarball"
+}
+
+# containerd 2.3.4's bin/, unpacked from its tarball into the cache on first use: aside,
+# then renamed into place whole, so that a concurrent run never uses half of it (when
+# another run got there first, its copy is as good). The directory is named by the
+# tarball's sha256, checked before unpacking.
+_e2e_containerd_2x() {
+  local cache=${E2E_IMAGE_CACHE:-$(_e2e_repo)/target/e2e}
+  local dir=$cache/containerd-${_E2E_CONTAINERD_2X_SHA256:0:16}
+  if [ -x "$dir/bin/containerd" ]; then
+    echo "$dir/bin"
+    return 0
+  fi
+  local tarball sum
+  tarball=$(e2e_containerd_2x_tarball) || return 1
+  sum=$(sha256sum <"$tarball") || return 1
+  if [ "${sum%% *}" != "$_E2E_CONTAINERD_2X_SHA256" ]; then
+    _e2e_error "$tarball has sha256 ${sum%% *}, not $_E2E_CONTAINERD_2X_SHA256: it is not the containerd 2.3.4 the harness was written against"
+    return 1
+  fi
+  mkdir -p "$cache" || return 1
+  local partial
+  partial=$(mktemp -d "$cache/.containerd.XXXXXX") || return 1
+  # The tarball lists its files' sums in SHA256SUMS.
+  if ! tar -xzf "$tarball" -C "$partial" || ! (cd "$partial" && sha256sum --quiet --check SHA256SUMS >&2); then
+    rm -rf "$partial"
+    _e2e_error "unpacking $tarball into $cache failed"
+    return 1
+  fi
+  mv -T "$partial" "$dir" 2>/dev/null || rm -rf "$partial"
+  if [ ! -x "$dir/bin/containerd" ]; then
+    _e2e_error "unpacking $tarball: no $dir/bin/containerd"
+    return 1
+  fi
+  echo "$dir/bin"
+}
+
+# The private containerd's configuration, for its line: every path it owns is under E2E_DIR.
 _e2e_config() {
+  "_e2e_config_${E2E_CONTAINERD/./}"
+}
+
+# containerd 1.6: config version 2, where the CRI plugin is io.containerd.grpc.v1.cri.
+# Shims put their sockets in /run/containerd/s whatever the configuration says.
+_e2e_config_16() {
   cat <<EOF
 version = 2
 root = "$E2E_DIR/root"
@@ -168,14 +329,74 @@ state = "$E2E_DIR/state"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
 EOF
-  if [ -z "${E2E_CONFIGURE:-}" ]; then
-    cat <<EOF
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.execguard]
+  _e2e_config_execguard io.containerd.grpc.v1.cri
+}
+
+# containerd 2.3: config version 3, where the CRI plugin's settings are split between
+# io.containerd.cri.v1.runtime and io.containerd.cri.v1.images (internal/cri/config in
+# containerd's source) and shims put their sockets in the shim manager's socket_dir.
+_e2e_config_23() {
+  cat <<EOF
+version = 3
+root = "$E2E_DIR/root"
+state = "$E2E_DIR/state"
+temp = "$E2E_DIR/tmp"
+
+[grpc]
+  address = "$E2E_ADDRESS"
+
+[ttrpc]
+  address = "$E2E_ADDRESS.ttrpc"
+
+[debug]
+  level = "info"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$E2E_DIR/opt"
+
+# Without it the shims' sockets go to /run/containerd/s (core/runtime/v2/shim_manager.go).
+[plugins."io.containerd.shim.v1.manager"]
+  socket_dir = "$E2E_DIR/s"
+
+# NRI would listen on /var/run/nri/nri.sock and read plugins from /opt/nri and /etc/nri:
+# no test needs it.
+[plugins."io.containerd.nri.v1.nri"]
+  disable = true
+
+[plugins."io.containerd.cri.v1.images"]
+  # 1.x's sandbox_image (internal/cri/config/config.go, ImageConfig.PinnedImages).
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "$E2E_SANDBOX_IMAGE"
+
+[plugins."io.containerd.cri.v1.runtime"]
+  # This kernel's bounding set lacks CAP_SYS_RESOURCE: without this RunPodSandbox fails
+  # with "can't get final child's PID from pipe: EOF".
+  restrict_oom_score_adj = true
+  # Pod network namespaces (if a test makes one) go under E2E_DIR, not /var/run/netns.
+  netns_mounts_under_state_dir = true
+  # CDI specs are read from /etc/cdi and /var/run/cdi otherwise.
+  cdi_spec_dirs = ["$E2E_DIR/cdi"]
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    # bin_dir is deprecated in 2.x.
+    bin_dirs = ["$E2E_DIR/cni/bin"]
+    conf_dir = "$E2E_DIR/cni/net.d"
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+EOF
+  _e2e_config_execguard io.containerd.cri.v1.runtime
+}
+
+# The execguard runtime in the CRI plugin PLUGIN, unless E2E_CONFIGURE is to register it.
+_e2e_config_execguard() {
+  [ -n "${E2E_CONFIGURE:-}" ] && return 0
+  cat <<EOF
+    [plugins."$1".containerd.runtimes.execguard]
       runtime_type = "io.containerd.execguard.v2"
       # CRI passes pod annotations into the OCI spec only for runtimes that list them.
       pod_annotations = ["execguard.dev/*"]
 EOF
-  fi
 }
 
 # ctr against the private containerd. IO fifos of `run` and `task start|exec|attach` go
@@ -210,7 +431,8 @@ ectr() {
       ;;
   esac
   # Through ctr's environment variables, not its flags: ctr refuses -n next to --namespace.
-  CONTAINERD_ADDRESS=$E2E_ADDRESS CONTAINERD_NAMESPACE=$E2E_NAMESPACE ctr "${globals[@]}" "${args[@]}"
+  CONTAINERD_ADDRESS=$E2E_ADDRESS CONTAINERD_NAMESPACE=$E2E_NAMESPACE CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS=1 \
+    "$E2E_CONTAINERD_BIN/ctr" "${globals[@]}" "${args[@]}"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -250,12 +472,16 @@ _e2e_stop_instance() {
   done
   ids=$(sort -u <<<"$ids")
 
-  # Shims whose containerd went away before they were told to stop, and their containers
-  # (the shim is their subreaper, so its descendants are the containers' processes).
+  # Shims whose containerd went away before they were told to stop, or that containerd
+  # forgot (a shim whose start failed: containerd deleted its container), and their
+  # containers (the shim is their subreaper, so its descendants are the containers'
+  # processes). A shim's arguments name its container, for the state it leaves.
   local strays
   strays=$(_e2e_processes "$dir")
   if [ -n "$strays" ]; then
     # shellcheck disable=SC2086 # one pid per word
+    ids=$(sort -u <<<"$ids"$'\n'"$(_e2e_shim_containers $strays)")
+    # shellcheck disable=SC2086
     strays=$(_e2e_with_descendants $strays)
     _e2e_say "killing what containerd left running: ${strays//$'\n'/ }"
     # shellcheck disable=SC2086
@@ -274,10 +500,10 @@ _e2e_stop_instance() {
   return 1
 }
 
-# ctr against the private containerd for e2e_stop, bounded: a hung shim must not hang the
-# caller (e2e_stop kills it afterwards).
+# ctr against the private containerd for e2e_start and e2e_stop, bounded: a hung shim must
+# not hang the caller (e2e_stop kills it afterwards).
 _e2e_ctr() {
-  timeout 30 ctr --address "$E2E_ADDRESS" --connect-timeout 5s "$@" 2>/dev/null
+  CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS=1 timeout 30 "$E2E_CONTAINERD_BIN/ctr" --address "$E2E_ADDRESS" --connect-timeout 5s "$@" 2>/dev/null
 }
 
 # "namespace id" of every container containerd has.
@@ -305,6 +531,23 @@ _e2e_remove_containers() {
         _e2e_say "could not delete container $ns/$id through containerd"
     done
   done
+}
+
+# "namespace id" of each PID that is a shim: `-namespace NS -id ID` in its arguments.
+_e2e_shim_containers() {
+  local pid args i ns id
+  for pid in "$@"; do
+    { mapfile -d '' -t args <"/proc/$pid/cmdline"; } 2>/dev/null || continue
+    ns= id=
+    for ((i = 0; i + 1 < ${#args[@]}; i++)); do
+      case ${args[i]} in
+        -namespace) ns=${args[i + 1]} ;;
+        -id) id=${args[i + 1]} ;;
+      esac
+    done
+    [ -n "$ns" ] && [ -n "$id" ] && echo "$ns $id"
+  done
+  return 0
 }
 
 # True if PID is a live process (a zombie is dead: it only waits to be reaped, and PID 1
@@ -419,13 +662,21 @@ _e2e_unmount() {
   done
 }
 
-# The shim socket of container ID in namespace NS: the runc shim v2 of containerd 1.6
-# listens on /run/containerd/s/<sha256 of "ADDRESS/NS/ID"> whatever containerd's own
-# state directory is (runtime/v2/shim/util_unix.go, SocketAddress).
-_e2e_shim_socket() {
-  local hash
-  hash=$(printf '%s' "$E2E_ADDRESS/$1/$2" | sha256sum)
-  echo "/run/containerd/s/${hash%% *}"
+# The places of the shim sockets of container ID in namespace NS: <socket dir>/<sha256 of
+# "ADDRESS/NS/KEY">, where KEY is ID for the runc shim and ID-execguard for the execguard
+# shim in front of it (shim/src/lib.rs, start_shim). The shims of containerd 1.6 put them
+# in /run/containerd/s whatever containerd's own state directory is
+# (runtime/v2/shim/util_unix.go, SocketAddress). containerd 2.3 tells its shims the
+# socket_dir of its configuration, E2E_DIR/s here (pkg/shim/util_unix.go,
+# CreateSocketAddress), but a shim that does not read it (one that speaks only 1.x's start
+# protocol) still uses /run/containerd/s.
+e2e_shim_sockets() {
+  local key hash
+  for key in "$2" "$2-execguard"; do
+    hash=$(printf '%s' "$E2E_ADDRESS/$1/$key" | sha256sum)
+    [ "$E2E_CONTAINERD" = 1.6 ] || echo "$E2E_DIR/s/${hash%% *}"
+    echo "/run/containerd/s/${hash%% *}"
+  done
 }
 
 # What a killed shim could not clean up outside E2E_DIR: its socket, runc's state for the
@@ -436,7 +687,7 @@ _e2e_remove_outside_state() {
   local ns id cgroup
   while read -r ns id; do
     [ -n "$id" ] || continue
-    rm -f "$(_e2e_shim_socket "$ns" "$id")"
+    e2e_shim_sockets "$ns" "$id" | xargs rm -f
     if [ -e "/run/containerd/runc/$ns/$id" ]; then
       runc --root "/run/containerd/runc/$ns" delete --force "$id" >/dev/null 2>&1
       rm -rf "/run/containerd/runc/$ns/$id"
@@ -451,8 +702,12 @@ _e2e_remove_outside_state() {
       [ -d "$cgroup" ] && rmdir "$cgroup" 2>/dev/null
     done
   done
-  # The shims' directories, if no other containerd uses them: rmdir only removes them empty.
-  rmdir /run/containerd/s /run/containerd/fifo /run/containerd/runc /run/containerd 2>/dev/null
+  # The shims' directories that were not there before this instance (listed deepest first),
+  # if no other containerd uses them by now: rmdir only removes them empty.
+  local shared
+  while IFS= read -r shared; do
+    rmdir "$shared" 2>/dev/null
+  done <"$E2E_DIR/shared-dirs"
   return 0
 }
 
@@ -470,13 +725,21 @@ _e2e_check_clean() {
   done <<<"$(_e2e_mounts_under "$dir")"
   while read -r ns id; do
     [ -n "$id" ] || continue
-    for path in "$(_e2e_shim_socket "$ns" "$id")" "/run/containerd/runc/$ns/$id" /sys/fs/cgroup/*/"$ns/$id"; do
+    for path in $(e2e_shim_sockets "$ns" "$id") "/run/containerd/runc/$ns/$id" /sys/fs/cgroup/*/"$ns/$id"; do
       if [ -e "$path" ]; then
         echo "!! e2e: left: $path (container $ns/$id)" >&2
         left=1
       fi
     done
   done <<<"$ids"
+  # containerd 2.3's socket_dir is this instance's alone: anything in it is left.
+  if [ "$E2E_CONTAINERD" != 1.6 ]; then
+    for path in "$dir"/s/*; do
+      [ -e "$path" ] || continue
+      echo "!! e2e: left: $path (a shim socket)" >&2
+      left=1
+    done
+  fi
   return $left
 }
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# End-to-end tests of containerd-shim-execguard-v2 against a private containerd and runc
-# from Debian (tests/e2e/env.sh), with real containers of the test image (dash, busybox
-# applets, Debian's nc, nmap and socat). Needs root and the binaries built in
-# target/debug. Prints one line per check and "N passed, M failed"; exits non-zero if any
-# check failed or could not run.
+# End-to-end tests of containerd-shim-execguard-v2 against a private containerd
+# (tests/e2e/env.sh: Debian's 1.6, or 2.3.4 with E2E_CONTAINERD=2.3) and Debian's runc,
+# with real containers of the test image (dash, busybox applets, Debian's nc, nmap and
+# socat). Needs root and the binaries built in target/debug. Prints one line per check and
+# "N passed, M failed"; exits non-zero if any check failed or could not run.
 set -Euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=env.sh
@@ -245,7 +245,8 @@ check "under containerd's default profile (chroot allowed by a rule): refused" c
 
 echo "== the ConfigPath runtime option"
 # Its [delegate] too: the runc shim it names is a wrapper that notes each command.
-runc_shim=$(command -v containerd-shim-runc-v2)
+# The runc shim of the containerd under test: 2.3's serves the task API v3 only.
+runc_shim=$E2E_CONTAINERD_BIN/containerd-shim-runc-v2
 printf '#!/bin/sh\necho "$*" >> %s\nexec %s "$@"\n' "$work/delegate.log" "$runc_shim" > "$work/delegate"
 chmod +x "$work/delegate"
 printf 'mode = "monitor"\n[alerts]\nfile = "%s"\n[delegate]\nbinary = "%s"\n' "$work/other-alerts.jsonl" "$work/delegate" > "$work/other.toml"
@@ -287,11 +288,9 @@ check "every execguard shim exited by itself" test -z "$(shims)"
 check "no agent socket is left" test -z "$(ls /run/execguard 2>/dev/null)"
 leftover_sockets() {
   local id
-  for id in enforce1 top1 memfd1 race1 serve1 uring1 uring2 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 configpath1 reload1 broken1; do
-    for key in "$id" "$id-execguard"; do
-      local hash
-      hash=$(printf '%s' "$E2E_ADDRESS/$E2E_NAMESPACE/$key" | sha256sum | cut -d' ' -f1)
-      [ -e "/run/containerd/s/$hash" ] && echo "$key"
+  for id in enforce1 top1 memfd1 race1 serve1 uring1 uring2 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 chroot1 chroot2 configpath1 reload1 broken1; do
+    for socket in $(e2e_shim_sockets "$E2E_NAMESPACE" "$id"); do
+      [ -e "$socket" ] && echo "$socket ($id)"
     done
   done
   return 0

@@ -10,6 +10,7 @@
 #
 # E2E_RUNTIME picks the runtime (default io.containerd.runc.v2); with the execguard shim on
 # PATH, E2E_RUNTIME=io.containerd.execguard.v2 runs the same steps through it.
+# E2E_CONTAINERD picks the containerd (env.sh: 1.6, the default, or 2.3).
 set -Eeuo pipefail # -E: the ERR trap below fires inside functions too
 # shellcheck source-path=SCRIPTDIR source=env.sh
 . "$(dirname "$0")/env.sh"
@@ -50,8 +51,10 @@ dir=$(mktemp -d /tmp/execguard-e2e.XXXXXX)
 trap 'e2e_stop; echo "!! smoke: kept $dir for inspection (containerd.log is there)" >&2' EXIT
 timed "e2e_start $dir" e2e_start "$dir"
 
+# The CRI service, and in 2.x the plugins it is split into (io.containerd.cri.v1 images
+# and runtime): all of them loaded.
 plugins=$(ectr plugins ls)
-if ! grep -Eq 'io\.containerd\.grpc\.v1 +cri +.* ok' <<<"$plugins"; then
+if ! grep -Eq 'io\.containerd\.grpc\.v1 +cri +.* ok' <<<"$plugins" || grep -E '(\.cri\.| cri )' <<<"$plugins" | grep -vq ' ok *$'; then
   echo "!! smoke: the CRI plugin did not load:" >&2
   grep cri <<<"$plugins" >&2
   false

@@ -15,7 +15,7 @@ use k8s_cri::v1::{
     ContainerConfig, ContainerMetadata, CreateContainerRequest, ExecSyncRequest, ImageSpec, ImageStatusRequest,
     LinuxPodSandboxConfig, LinuxSandboxSecurityContext, ListPodSandboxRequest, NamespaceMode, NamespaceOption,
     PodSandboxConfig, PodSandboxMetadata, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
-    StopPodSandboxRequest, VersionRequest,
+    StatusRequest, StopPodSandboxRequest, VersionRequest,
 };
 use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -112,6 +112,22 @@ impl Cri {
         let version =
             format!("{} {}, CRI {}", version.runtime_name, version.runtime_version, version.runtime_api_version);
         Ok((cri, version))
+    }
+
+    /// The RuntimeReady condition of CRI's Status, which a kubelet needs before it runs
+    /// any pod: whether it holds, and containerd's reason and message for it.
+    pub async fn runtime_ready(&mut self) -> Result<(bool, String)> {
+        let status = self
+            .runtime
+            .status(StatusRequest { verbose: false })
+            .await
+            .map_err(|status| call("Status", "of the runtime", status))?
+            .into_inner();
+        let condition = status.status.into_iter().flat_map(|s| s.conditions).find(|c| c.r#type == "RuntimeReady");
+        Ok(match condition {
+            Some(c) => (c.status, format!("RuntimeReady={} {} {}", c.status, c.reason, c.message)),
+            None => (false, "Status has no RuntimeReady condition".to_owned()),
+        })
     }
 
     /// Whether the CRI image service (containerd's k8s.io namespace) has IMAGE.

@@ -54,6 +54,11 @@ pub async fn run(settings: &Settings, report: &mut Report) {
         }
         Err(error) => return report.fail("connect to the CRI socket", error),
     };
+    let ready_check = "CRI's Status says RuntimeReady (a kubelet runs no pod before)";
+    match cri.runtime_ready().await {
+        Ok((ready, condition)) => report.check(ready_check, ready, condition),
+        Err(error) => return report.fail(ready_check, error),
+    }
     let image_check = format!("the test image {} is in containerd's k8s.io namespace", settings.image);
     match cri.has_image(&settings.image).await {
         Ok(true) => report.check(&image_check, true, ""),
