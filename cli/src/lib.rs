@@ -8,4 +8,5 @@
 
 pub mod eval;
 pub mod install;
+pub mod metrics;
 pub mod run;

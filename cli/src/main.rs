@@ -33,6 +33,15 @@ enum Command {
     /// Undo `execguard install`.
     #[command(subcommand)]
     Uninstall(InstallCommand),
+    /// Print the node's execguard counters (decisions by action and rule, execs and
+    /// sockets inspected, exec races, fail actions, decision latency) in Prometheus text
+    /// format, merged from the file each pod's shim keeps in the metrics directory.
+    Metrics {
+        /// The directory the shims write to (default: `[metrics] textfile_dir` of
+        /// /etc/execguard/config.toml, or EXECGUARD_CONFIG's file, else /run/execguard/metrics).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Run a command with every exec of its process tree supervised: each one is decided
     /// by the policy, alerts and blocks are written as JSON lines (the exec event plus the
     /// decision), and execguard exits with the command's status (128+N when a signal N
@@ -279,6 +288,29 @@ fn init_logging() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).with_ansi(ansi).init();
 }
 
+fn metrics(dir: Option<PathBuf>) -> ExitCode {
+    let dir = match dir {
+        Some(dir) => dir,
+        None => match execguard_shim::config::ShimConfig::load(None) {
+            Ok((config, _)) => config.metrics.textfile_dir,
+            Err(error) => {
+                eprintln!("execguard metrics: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    match execguard_cli::metrics::merged(&dir) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("execguard metrics: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     init_logging();
     match Cli::parse().command {
@@ -292,6 +324,7 @@ fn main() -> ExitCode {
         Command::Uninstall(InstallCommand::Containerd(args)) => {
             installed(install::uninstall(&args.options(), &mut io::stdout()))
         }
+        Command::Metrics { dir } => metrics(dir),
         Command::Run { policy, mode, alerts, deadline_ms, fail, repeat_window_secs, allow_io_uring, command } => {
             let config =
                 Config { deadline: Duration::from_millis(deadline_ms), fail_action: fail, ..Config::default() };

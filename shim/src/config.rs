@@ -111,6 +111,24 @@ pub struct Alerts {
     pub file: Option<PathBuf>,
 }
 
+/// Where each shim writes its Prometheus counters, one file per pod, for node_exporter's
+/// textfile collector (and `execguard metrics`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// An empty path turns the files off.
+    pub textfile_dir: PathBuf,
+}
+
+/// On tmpfs: counts of shims that ran before a reboot are not the node's any more.
+pub const DEFAULT_METRICS_DIR: &str = "/run/execguard/metrics";
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { textfile_dir: PathBuf::from(DEFAULT_METRICS_DIR) }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Delegate {
@@ -143,6 +161,7 @@ pub struct ShimConfig {
     pub repeat_window_secs: u64,
     pub allow_io_uring: bool,
     pub alerts: Alerts,
+    pub metrics: MetricsConfig,
     pub delegate: Delegate,
 }
 
@@ -158,6 +177,7 @@ impl Default for ShimConfig {
             repeat_window_secs: 3600,
             allow_io_uring: false,
             alerts: Alerts::default(),
+            metrics: MetricsConfig::default(),
             delegate: Delegate::default(),
         }
     }

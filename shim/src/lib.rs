@@ -20,6 +20,7 @@ pub mod agent;
 pub mod config;
 pub mod delegate;
 pub mod launch;
+pub mod metrics;
 pub mod reload;
 pub mod spec;
 pub mod task;

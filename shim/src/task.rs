@@ -18,6 +18,7 @@ use tokio::sync::OnceCell;
 use crate::agent::{Agent, ContainerFacts};
 use crate::config::{self, Selection, ShimConfig};
 use crate::delegate::{self, ShimFlags, TaskClient};
+use crate::metrics::{self, PodLabels};
 use crate::reload::Reloader;
 use crate::spec::{self, RootWatch, SpecPatch};
 use execguard_alerts as alerts;
@@ -34,6 +35,8 @@ struct Supervision {
     reloader: Arc<Reloader>,
     /// Alerts are written by a thread of their own; it lives as long as the shim.
     _writer: std::thread::JoinHandle<()>,
+    /// The pod's metrics file, removed when the shim exits.
+    metrics_file: std::sync::OnceLock<PathBuf>,
 }
 
 #[derive(Default)]
@@ -130,7 +133,7 @@ impl ExecguardTask {
         })
     }
 
-    fn supervision(&self, config: &ShimConfig) -> Result<&Supervision, String> {
+    fn supervision(&self, config: &ShimConfig, pod: &PodLabels) -> Result<&Supervision, String> {
         if let Some(supervision) = self.supervision.get() {
             return Ok(supervision);
         }
@@ -157,10 +160,31 @@ impl ExecguardTask {
         let supervisor = Supervisor::new(supervisor_config, sender).map_err(|e| e.to_string())?;
         let reloader = Arc::new(Reloader::default());
         // Two Creates at once: the second's supervisor is dropped unused.
-        if self.supervision.set(Supervision { supervisor, reloader: reloader.clone(), _writer: writer }).is_ok() {
+        let supervision =
+            Supervision { supervisor, reloader: reloader.clone(), _writer: writer, metrics_file: Default::default() };
+        if self.supervision.set(supervision).is_ok() {
             tokio::spawn(reloader.run());
+            if let Some(supervision) = self.supervision.get() {
+                self.start_metrics(supervision, config, pod);
+            }
         }
         self.supervision.get().ok_or_else(|| "supervisor not set".to_string())
+    }
+
+    /// Metrics are not worth refusing a container for: a directory that cannot be
+    /// written is logged, and the pod runs without its file.
+    fn start_metrics(&self, supervision: &Supervision, config: &ShimConfig, pod: &PodLabels) {
+        let dir = &config.metrics.textfile_dir;
+        if dir.as_os_str().is_empty() {
+            return;
+        }
+        match metrics::spawn_textfile(supervision.supervisor.clone(), dir, pod) {
+            Ok(path) => {
+                tracing::info!(file = %path.display(), "metrics");
+                let _ = supervision.metrics_file.set(path);
+            }
+            Err(error) => tracing::warn!("{error}: the pod's metrics are not written"),
+        }
     }
 
     fn policy_slot(
@@ -220,7 +244,13 @@ impl ExecguardTask {
             tracing::info!(container = %req.id, "execguard mode off: the container runs without a filter");
             return Ok(None);
         };
-        let supervision = self.supervision(config)?;
+        let text = |key: &str| annotations.get(key).and_then(|v| v.as_str()).map(str::to_string);
+        let pod = PodLabels {
+            containerd_namespace: self.flags.namespace.clone(),
+            sandbox: text("io.kubernetes.cri.sandbox-id").unwrap_or_else(|| req.id.clone()),
+            pod: text("io.kubernetes.cri.sandbox-namespace").zip(text("io.kubernetes.cri.sandbox-name")),
+        };
+        let supervision = self.supervision(config, &pod)?;
         let supervisor = supervision.supervisor.clone();
         let slot = self.policy_slot(config, &selection, &supervision.reloader)?;
         let path = agent_path(&self.flags.namespace, &req.id);
@@ -355,6 +385,11 @@ task_service! {
             // names this shim: its own socket is this shim's to remove.
             if let Some((_, address)) = self.delegate.get() {
                 remove_socket(address);
+            }
+            if let Some(file) = self.supervision.get().and_then(|s| s.metrics_file.get()) {
+                if let Err(error) = std::fs::remove_file(file) {
+                    tracing::warn!(%error, file = %file.display(), "cannot remove the metrics file");
+                }
             }
             exit(&self.exit, &self.flags.socket);
         }

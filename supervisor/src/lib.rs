@@ -34,6 +34,7 @@
 pub mod identity;
 pub mod inspect;
 pub mod memory;
+pub mod metrics;
 pub mod procfs;
 pub mod program;
 pub mod resolve;
@@ -49,6 +50,7 @@ use std::time::{Duration, Instant, SystemTime};
 use execguard_alerts::{Alert, AlertSender};
 use execguard_policy::{Action, DecisionRecord, ExecEvent, Policy};
 use execguard_seccomp::{Kind, Notification, NotifyFd};
+use metrics::{FailCause, Metrics};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -162,6 +164,7 @@ pub struct Supervisor {
     epoch: Instant,
     /// Notifications received so far, for the watchdog to tell a quiet supervisor.
     received: AtomicU64,
+    metrics: Metrics,
 }
 
 /// A receiver thread, as the watchdog sees it.
@@ -191,6 +194,11 @@ struct Filter {
 }
 
 impl Supervisor {
+    /// What it counted so far.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// A supervisor, its receiver thread and its watchdog thread. Alerts go to `alerts`.
     pub fn new(config: Config, alerts: AlertSender) -> io::Result<Arc<Supervisor>> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
@@ -208,6 +216,7 @@ impl Supervisor {
             stalled_receivers: AtomicUsize::new(0),
             epoch: Instant::now(),
             received: AtomicU64::new(0),
+            metrics: Metrics::default(),
         });
         let first = lock(&supervisor.receiver).clone();
         supervisor.start_receiver(first)?;
@@ -338,6 +347,7 @@ impl Supervisor {
 
     /// Decides an exec, or a network socket of the gate, and answers it.
     fn handle(&self, filter: &Filter, notification: Notification, kind: Kind) {
+        let received = Instant::now();
         let container = filter.container();
         let _span = tracing::debug_span!("exec", container, pid = notification.pid, id = notification.id).entered();
         let answered = Arc::new(AtomicBool::new(false));
@@ -373,7 +383,9 @@ impl Supervisor {
         match inspected {
             Inspected::Withdrawn => tracing::debug!("withdrawn during inspection"),
             Inspected::Missing | Inspected::Passed => {
-                answer(&filter.fd, notification.id, Action::Allow);
+                if answer(&filter.fd, notification.id, Action::Allow) {
+                    self.count(kind, Action::Allow, None, received);
+                }
             }
             Inspected::Decided { event, record, action } => {
                 if kind == Kind::NetworkSocket && action == Action::Block {
@@ -386,9 +398,31 @@ impl Supervisor {
                         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
                     }
                 }
-                if answer(&filter.fd, notification.id, action) && action != Action::Allow {
-                    self.report(event, record);
+                if answer(&filter.fd, notification.id, action) {
+                    self.count(kind, action, record.rule.as_ref().map(|r| r.id.as_str()), received);
+                    if action != Action::Allow {
+                        self.report(event, record);
+                    }
                 }
+            }
+        }
+    }
+
+    /// Counts an answered notification. One the kernel withdrew (its SEND failed) is not
+    /// an exec: the same execve comes again as a new notification.
+    fn count(&self, kind: Kind, action: Action, rule: Option<&str>, received: Instant) {
+        match kind {
+            Kind::NetworkSocket => self.metrics.inspected_socket(),
+            _ => self.metrics.inspected_exec(),
+        }
+        self.metrics.decided(action, rule, received.elapsed());
+        if action != Action::Allow {
+            match kind {
+                // The gate only objects to a process that runs something its exec was
+                // not decided on.
+                Kind::NetworkSocket => self.metrics.exec_race(),
+                _ if rule.is_none() => self.metrics.fail_action(FailCause::Undecidable),
+                _ => {}
             }
         }
     }
@@ -421,6 +455,8 @@ impl Supervisor {
                 FailAction::Closed => (Action::Block, "blocked (fail-closed)"),
             };
             tracing::warn!(pid = late.pid, deadline = ?self.config.deadline, "no decision in time: {outcome}");
+            self.metrics.fail_action(FailCause::Deadline);
+            self.metrics.decided(action, None, self.config.deadline + now.saturating_duration_since(late.deadline));
             if answer(&late.fd, late.id, action) {
                 let mut event = ExecEvent::new(String::new(), Vec::new());
                 event.process.pid = Some(late.pid);

@@ -49,7 +49,8 @@ trap 'e2e_stop; rm -rf "$work"' EXIT
 alerts=$work/alerts.jsonl
 export EXECGUARD_CONFIG=$work/config.toml
 # Every attempt is written (no repeat window), so that records can be counted.
-printf 'repeat_window_secs = 0\n[alerts]\nfile = "%s"\n' "$alerts" > "$EXECGUARD_CONFIG"
+metrics_dir=$work/metrics
+printf 'repeat_window_secs = 0\n[alerts]\nfile = "%s"\n[metrics]\ntextfile_dir = "%s"\n' "$alerts" "$metrics_dir" > "$EXECGUARD_CONFIG"
 PATH=$(realpath "${CARGO_TARGET_DIR:-target}")/debug:$PATH e2e_start "$work/containerd" || exit 1
 e2e_build_image execguard.test/e2e:latest || exit 1
 run() { ectr run --rm --runtime io.containerd.execguard.v2 "$@"; }
@@ -280,15 +281,38 @@ printf 'mdoe = "monitor"\n' > "$work/broken.toml"
 out=$(run --runtime-config-path "$work/broken.toml" "$E2E_IMAGE" broken1 true 2>&1)
 check "a broken configuration fails Create naming its file and place" contains "$out" "$work/broken.toml:1:1: unknown field \`mdoe\`"
 
+echo "== metrics"
+# A known sequence: the entrypoint, then one exec session whose shell runs ls and nc.
+ectr run -d --runtime io.containerd.execguard.v2 "$E2E_IMAGE" metrics1 sleep 60 >/dev/null
+ectr task exec --exec-id m1 metrics1 sh -c '/bin/ls / >/dev/null; /usr/bin/nc -h 2>/dev/null; true' >/dev/null 2>&1
+metrics_text() { "$bin_dir/execguard" metrics --dir "$metrics_dir" 2>&1; }
+nc_rule=$(alerts_for metrics1 | grep -o '"rule":{"id":"[^"]*"' | head -n1 | cut -d'"' -f6)
+sample() { metrics_text | grep -F "$1" | grep -F 'sandbox="metrics1"' | awk '{print $NF}'; }
+# The file is rewritten every 5 s.
+for _ in $(seq 80); do [ "$(sample execguard_execs_inspected_total)" = 4 ] && break; sleep 0.1; done
+metrics_text | grep -F 'sandbox="metrics1"' | grep -v _bucket | sed 's/^/     /'
+check "execguard metrics counts the execs inspected (sleep, sh, ls, nc)" test "$(sample execguard_execs_inspected_total)" = 4
+check "and the block by its rule ($nc_rule)" test "$(sample "action=\"block\",rule=\"$nc_rule\"")" = 1
+check "and three allows" test "$(sample 'action="allow"')" = 3
+check "and four decisions in the latency histogram" test "$(sample 'execguard_decision_duration_seconds_count')" = 4
+check "the metrics are in Prometheus text format" contains "$(metrics_text)" "# TYPE execguard_decision_duration_seconds histogram"
+ectr task kill -s KILL metrics1 >/dev/null 2>&1
+for _ in $(seq 50); do [[ $(ectr task ls 2>&1 | grep metrics1) == *STOPPED* ]] && break; sleep 0.1; done
+ectr task delete metrics1 >/dev/null 2>&1
+ectr container delete metrics1 >/dev/null 2>&1
+for _ in $(seq 50); do [ -z "$(ls "$metrics_dir")" ] && break; sleep 0.1; done
+check "the pod's metrics file goes with its shim" test -z "$(ls "$metrics_dir")"
+
 echo "== nothing is left behind"
 # Every container is deleted by now: the shims must have exited by themselves.
 shims() { pgrep -f "containerd-shim-execguard-v2 -namespace $E2E_NAMESPACE" || true; }
 for _ in $(seq 50); do [ -z "$(shims)" ] && break; sleep 0.1; done
 check "every execguard shim exited by itself" test -z "$(shims)"
-check "no agent socket is left" test -z "$(ls /run/execguard 2>/dev/null)"
+check "no agent socket is left" test -z "$(ls /run/execguard/*.sock 2>/dev/null)"
+check "no metrics file is left" test -z "$(ls /run/execguard/metrics/*.prom 2>/dev/null)"
 leftover_sockets() {
   local id
-  for id in enforce1 top1 memfd1 race1 serve1 uring1 uring2 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 chroot1 chroot2 configpath1 reload1 broken1; do
+  for id in enforce1 top1 memfd1 race1 serve1 uring1 uring2 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 chroot1 chroot2 configpath1 reload1 broken1 metrics1; do
     for socket in $(e2e_shim_sockets "$E2E_NAMESPACE" "$id"); do
       [ -e "$socket" ] && echo "$socket ($id)"
     done
