@@ -51,3 +51,14 @@ fn the_installer_uses_the_configmap_and_the_install_command() {
     assert!(daemonset.contains("/usr/local/bin/execguard install containerd"));
     assert!(manifest("configmap.yaml").contains("  name: execguard\n  namespace: kube-system"));
 }
+
+#[test]
+fn node_exporter_reads_the_directory_the_shims_write_to() {
+    let configmap = manifest("configmap.yaml");
+    let config = ShimConfig::parse(&block(&configmap, "config.toml"), "configmap.yaml config.toml").unwrap();
+    let dir = config.metrics.textfile_dir.display().to_string();
+    let patch = manifest("node-exporter-textfile.yaml");
+    assert!(patch.contains(&format!("hostPath: {{path: {dir}, ")), "{patch}");
+    assert!(patch.contains(&format!("--collector.textfile.directory=/host{dir}\n")), "{patch}");
+    assert!(patch.contains(&format!("mountPath: /host{dir}, ")), "{patch}");
+}
