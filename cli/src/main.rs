@@ -1,12 +1,13 @@
 //! The `execguard` command line: policy checks and dry runs, supervised runs, installation.
 
 use std::ffi::OsString;
-use std::io::{self, BufReader, IsTerminal, Write};
+use std::io::{self, BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use execguard_alerts::{FileRotation, FileSink, JsonLinesSink, Sink};
 use execguard_cli::eval::eval_lines;
 use execguard_cli::install::{self, InstallOptions};
 use execguard_cli::run::{run, RunOptions};
@@ -252,12 +253,12 @@ fn supervised_run(
         Ok(policy) => policy,
         Err(code) => return code,
     };
-    let alerts: Box<dyn Write + Send> = match alerts {
-        None => Box::new(io::stderr()),
-        Some(path) => match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    let alerts: Box<dyn Sink> = match alerts {
+        None => Box::new(JsonLinesSink::new("stderr", io::stderr())),
+        Some(path) => match FileSink::new(path, FileRotation { max_bytes: 0, keep: 1 }) {
             Ok(file) => Box::new(file),
             Err(error) => {
-                eprintln!("execguard: cannot open the alert file {}: {error}", path.display());
+                eprintln!("execguard: cannot open the alert file {error}");
                 return ExitCode::from(2);
             }
         },

@@ -7,7 +7,7 @@
 //! is the first one decided.
 
 use std::ffi::OsString;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -25,8 +25,8 @@ use execguard_supervisor::{Config, PolicySlot, Supervisor};
 pub struct RunOptions {
     pub policy: Policy,
     pub config: Config,
-    /// Where alert lines go.
-    pub alerts: Box<dyn Write + Send>,
+    /// Where alert records go.
+    pub alerts: Box<dyn alerts::Sink>,
     /// Repeats of an alert within this window are not written again (zero: all are).
     pub repeat_window: Duration,
     pub command: Vec<OsString>,
@@ -42,7 +42,7 @@ pub fn run(options: RunOptions) -> io::Result<i32> {
     let Some((program, args)) = command.split_first() else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "no command to run"));
     };
-    let (sender, writer) = alerts::spawn_writer(alerts, repeat_window)?;
+    let (sender, dispatcher) = alerts::spawn(vec![alerts], repeat_window)?;
     let supervisor = Supervisor::new(config, sender)?;
     // Enforce mode also guards the first network socket of what runs (seccomp::Gate).
     let gate = (policy.mode() == Mode::Enforce).then_some(Gate { io_uring: !allow_io_uring });
@@ -79,12 +79,10 @@ pub fn run(options: RunOptions) -> io::Result<i32> {
         Ok(mut child) => Ok(child.wait()?),
         Err(error) => Err(error),
     };
-    // The supervisor holds the last handle on the alert queue: dropped, the writer drains
-    // what is left and returns.
+    // The supervisor holds the last handle on the alert queue: dropped, the dispatcher
+    // delivers what is left and returns.
     drop(supervisor);
-    if writer.join().is_err() {
-        tracing::error!("the alert writer panicked");
-    }
+    dispatcher.join();
     Ok(match outcome {
         Ok(status) => exit_code(status),
         Err(error) => {

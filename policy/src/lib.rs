@@ -92,6 +92,7 @@ struct Rule {
     id: String,
     name: String,
     description: String,
+    reference: Option<String>,
     severity: Severity,
     action: Action,
     when: ConditionSet,
@@ -137,12 +138,34 @@ pub struct Decision {
     downgraded: bool,
 }
 
-/// The rule a decision names, as alerts and `policy eval` print it.
+/// The rule a decision names, as alerts (ECS `rule.*`) and `policy eval` print it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleSummary {
     pub id: String,
     pub name: String,
     pub severity: Severity,
+    #[serde(default)]
+    pub description: String,
+    /// The family of rules it belongs to: the part of its id before the first dot
+    /// (`falco`, `datadog`, `elastic`, `execguard` in the default policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ruleset: Option<String>,
+    /// Where the rule it was taken from is published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+impl RuleSummary {
+    fn of(rule: &Rule) -> RuleSummary {
+        RuleSummary {
+            id: rule.id.clone(),
+            name: rule.name.clone(),
+            severity: rule.severity,
+            description: rule.description.clone(),
+            ruleset: rule.id.split_once('.').map(|(ruleset, _)| ruleset.to_string()),
+            reference: rule.reference.clone(),
+        }
+    }
 }
 
 /// A decision explained: `{"decision":..,"rule":{..}|null,"reason":".."}`.
@@ -299,10 +322,6 @@ impl Policy {
             }
             (None, None) => "no rule matched".to_string(),
         };
-        DecisionRecord {
-            decision: decision.action,
-            rule: rule.map(|r| RuleSummary { id: r.id.clone(), name: r.name.clone(), severity: r.severity }),
-            reason,
-        }
+        DecisionRecord { decision: decision.action, rule: rule.map(RuleSummary::of), reason }
     }
 }

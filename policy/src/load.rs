@@ -80,7 +80,7 @@ pub(crate) struct Compiled {
 }
 
 const TOP_KEYS: &[&str] = &["mode", "lists", "exceptions", "rules"];
-const RULE_KEYS: &[&str] = &["id", "name", "description", "severity", "action", "when", "exceptions"];
+const RULE_KEYS: &[&str] = &["id", "name", "description", "reference", "severity", "action", "when", "exceptions"];
 const EXCEPTION_KEYS: &[&str] = &["name", "when"];
 const PROCESS_KEYS: &[&str] = &[
     "executable",
@@ -580,6 +580,7 @@ impl<'s> Loader<'s> {
             let name = self.required(table, &span, "name", "a rule").and_then(|v| self.expect_str(v, "`name`"));
             let description =
                 self.required(table, &span, "description", "a rule").and_then(|v| self.expect_str(v, "`description`"));
+            let reference = get(table, "reference").and_then(|v| self.expect_str(v, "`reference`")).map(str::to_string);
             let severity = self.required(table, &span, "severity", "a rule").and_then(|v| self.severity(v));
             let action = self.required(table, &span, "action", "a rule").and_then(|v| self.action(v));
             let when = self.required(table, &span, "when", "a rule").and_then(|v| self.condition_set(v, Scope::Event));
@@ -594,6 +595,7 @@ impl<'s> Loader<'s> {
                     id: id.to_string(),
                     name: name.to_string(),
                     description: description.to_string(),
+                    reference,
                     severity,
                     action,
                     when,

@@ -17,8 +17,12 @@
 //! allow_io_uring = false                   # enforce mode refuses io_uring (it makes
 //!                                          # sockets past the socket gate)
 //!
-//! [alerts]
-//! file = "/var/log/execguard/alerts.jsonl" # JSON lines; also logged by the shim
+//! [alerts]                                 # where alert records go, any combination
+//! file = "/var/log/execguard/alerts.jsonl" # JSON lines, shared by the node's shims
+//! rotate_mib = 100                         # rotate past this size (0: leave it to logrotate)
+//! rotate_keep = 5                          # alerts.jsonl.1 (newest) .. .5
+//! log = true                               # the shim's log, fields as fields
+//! containerd_events = true                 # containerd's event stream, /execguard/exec
 //!
 //! [delegate]
 //! binary = "containerd-shim-runc-v2"       # the shim that runs the containers
@@ -26,6 +30,9 @@
 //! binary_name = ""                         # runc binary ("" = runc)
 //! root = ""                                # runc state root ("" = default)
 //! ```
+//!
+//! `deadline_ms`, `fail`, `repeat_window_secs` and `[alerts]` apply to running pods when
+//! the file changes (`reload`); the rest applies to containers created afterwards.
 //!
 //! Per pod or container, the annotations `execguard.dev/mode` (off | monitor | enforce)
 //! and `execguard.dev/policy` (a NAME from `policy_dir`) override the file as far as
@@ -105,10 +112,23 @@ impl std::fmt::Display for ContainerMode {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Where alert records go.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Alerts {
     pub file: Option<PathBuf>,
+    /// Size past which the file is rotated, in MiB; 0 leaves rotation to logrotate.
+    pub rotate_mib: u64,
+    pub rotate_keep: u32,
+    pub log: bool,
+    pub containerd_events: bool,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        // Bounded by default: shims that write for months must not fill the node's disk.
+        Alerts { file: None, rotate_mib: 100, rotate_keep: 5, log: true, containerd_events: true }
+    }
 }
 
 /// Where each shim writes its Prometheus counters, one file per pod, for node_exporter's
@@ -201,11 +221,7 @@ impl ShimConfig {
     /// EXECGUARD_CONFIG, else the default path. The first two must exist; the default may
     /// be missing.
     pub fn load(explicit: Option<&Path>) -> Result<(ShimConfig, String), ConfigError> {
-        let from_env = std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let (path, required) = match explicit.map(Path::to_path_buf).or(from_env) {
-            Some(path) => (path, true),
-            None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
-        };
+        let (path, required) = ShimConfig::file(explicit);
         let shown = path.display().to_string();
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
@@ -216,6 +232,15 @@ impl ShimConfig {
         };
         let config = ShimConfig::parse(&text, &shown)?;
         Ok((config, shown))
+    }
+
+    /// The file [`ShimConfig::load`] reads, and whether it must exist.
+    pub fn file(explicit: Option<&Path>) -> (PathBuf, bool) {
+        let from_env = std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
+        match explicit.map(Path::to_path_buf).or(from_env) {
+            Some(path) => (path, true),
+            None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+        }
     }
 
     pub fn parse(text: &str, path: &str) -> Result<ShimConfig, ConfigError> {
@@ -229,6 +254,12 @@ impl ShimConfig {
             ConfigError::Invalid { path: format!("{path}:{line}:{column}"), message: error.message().to_string() }
         })?;
         config.fail_action().map_err(invalid)?;
+        if config.alerts.rotate_mib > 0 && config.alerts.rotate_keep == 0 {
+            return Err(invalid(
+                "[alerts] rotate_keep = 0 would delete every rotated file: keep at least 1, or set rotate_mib = 0"
+                    .into(),
+            ));
+        }
         if config.deadline_ms == 0 {
             // A zero deadline would answer every exec with the fail action before it is
             // inspected: every container would fail closed, or run unchecked.

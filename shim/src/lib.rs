@@ -17,6 +17,7 @@
 //! linked into this binary).
 
 pub mod agent;
+pub mod alerting;
 pub mod config;
 pub mod delegate;
 pub mod launch;
@@ -206,8 +207,9 @@ impl Shim for ExecguardShim {
         self.exit.wait().await;
     }
 
-    async fn create_task_service(&self, _publisher: RemotePublisher) -> Self::T {
-        // Task events are published by the runc shim itself, to the same containerd.
-        ExecguardTask::new(self.flags.clone(), self.exit.clone())
+    async fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
+        // Task events are published by the runc shim itself, to the same containerd; this
+        // publisher carries the alerts.
+        ExecguardTask::new(self.flags.clone(), self.exit.clone(), publisher)
     }
 }

@@ -52,14 +52,14 @@ pub fn spawn_textfile(supervisor: Arc<Supervisor>, dir: &Path, labels: &PodLabel
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the metrics directory {}: {e}", dir.display()))?;
     let path = dir.join(labels.file_name());
     let labels = labels.render();
-    write(&path, &supervisor.metrics().render(&labels))?;
+    write(&path, &supervisor.render_metrics(&labels))?;
     let file = path.clone();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(INTERVAL);
         let mut failing = false;
         loop {
             ticks.tick().await;
-            match write(&file, &supervisor.metrics().render(&labels)) {
+            match write(&file, &supervisor.render_metrics(&labels)) {
                 Ok(()) => failing = false,
                 // Once per failing spell, not every 5 s.
                 Err(error) if !failing => {

@@ -1,8 +1,10 @@
-//! Policy hot reload: every policy file that a running container uses is checked every
-//! [`INTERVAL`]; a changed file is compiled and, if valid, replaces the policy for every
-//! exec decided from then on, without restarting anything. A file that does not compile
-//! is rejected with its errors in the log (FILE:LINE:COLUMN), and the last good policy
-//! stays in force.
+//! Hot reload: every policy file that a running container uses, and the shim's
+//! config.toml, are checked every [`INTERVAL`]. A changed policy is compiled and, if
+//! valid, replaces the policy for every exec decided from then on, without restarting
+//! anything. A changed config.toml is parsed and, if valid, applied to the running pod
+//! (the deadline, the fail action, the repeat window and the alert sinks: see
+//! `task::ExecguardTask`). A file that does not compile or parse is rejected with its
+//! errors in the log (FILE:LINE:COLUMN), and the last good one stays in force.
 //!
 //! Polling rather than inotify: a ConfigMap mounted into the installer's pod is replaced
 //! through a symlink swap that inotify watches on the file miss, and a stat every two
@@ -15,6 +17,19 @@ use std::time::{Duration, SystemTime};
 use execguard_policy::{Mode, Policy};
 
 use execguard_supervisor::PolicySlot;
+
+use crate::config::ShimConfig;
+
+/// Applies a changed configuration to the running pod, or says why it cannot.
+pub type ApplyConfig = Box<dyn Fn(&ShimConfig) -> Result<(), String> + Send + Sync>;
+
+struct WatchedConfig {
+    /// What the first Create was given (the ConfigPath runtime option): read the same way.
+    explicit: Option<PathBuf>,
+    path: PathBuf,
+    seen: Option<Stamp>,
+    apply: ApplyConfig,
+}
 
 /// How often files are checked: a changed policy applies within this (plus the time to
 /// compile it, milliseconds).
@@ -42,10 +57,11 @@ struct Watched {
     seen: Option<Stamp>,
 }
 
-/// The policy files in use, checked by one task.
+/// The policy files in use and the configuration, checked by one task.
 #[derive(Default)]
 pub struct Reloader {
     watched: Mutex<Vec<Watched>>,
+    config: Mutex<Option<WatchedConfig>>,
 }
 
 impl Reloader {
@@ -53,6 +69,41 @@ impl Reloader {
     pub fn watch(&self, path: PathBuf, mode: Option<Mode>, slot: Arc<PolicySlot>) {
         let seen = stamp(&path);
         self.lock().push(Watched { path, mode, slot, seen });
+    }
+
+    /// Starts watching the configuration file the pod's first Create loaded.
+    pub fn watch_config(&self, explicit: Option<PathBuf>, apply: ApplyConfig) {
+        let (path, _) = ShimConfig::file(explicit.as_deref());
+        let seen = stamp(&path);
+        *self.config.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(WatchedConfig { explicit, path, seen, apply });
+    }
+
+    fn check_config(&self) {
+        // Only this check uses the entry after it is set: holding it while applying is free.
+        let mut config = self.config.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(watched) = config.as_mut() else { return };
+        let now = stamp(&watched.path);
+        if now == watched.seen {
+            return;
+        }
+        watched.seen = now;
+        let path = watched.path.display();
+        let applied = ShimConfig::load(watched.explicit.as_deref())
+            .map_err(|error| error.to_string())
+            .and_then(|(config, _)| (watched.apply)(&config).map(|()| config));
+        match applied {
+            Ok(config) => tracing::info!(
+                config = %path,
+                deadline_ms = config.deadline_ms,
+                fail = %config.fail,
+                repeat_window_secs = config.repeat_window_secs,
+                "configuration reloaded: deadline, fail action, repeat window and alert sinks applied to the running pod"
+            ),
+            Err(error) => {
+                tracing::error!(config = %path, "configuration not reloaded, the last good one stays in force: {}", error.replace('\n', "; "))
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Watched>> {
@@ -64,6 +115,7 @@ impl Reloader {
     /// it and to note what was seen: a compile never holds up a Create that starts
     /// watching another file.
     pub fn check(&self) {
+        self.check_config();
         let watched: Vec<Watched> = self.lock().clone();
         for (index, watched) in watched.into_iter().enumerate() {
             let now = stamp(&watched.path);

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use containerd_shim::asynchronous::publisher::RemotePublisher;
 use containerd_shim::asynchronous::ExitSignal;
 use containerd_shim_protos::api::*;
 use containerd_shim_protos::shim_async::Task;
@@ -16,6 +17,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 use crate::agent::{Agent, ContainerFacts};
+use crate::alerting::{self, EventsSink};
 use crate::config::{self, Selection, ShimConfig};
 use crate::delegate::{self, ShimFlags, TaskClient};
 use crate::metrics::{self, PodLabels};
@@ -33,8 +35,8 @@ const AGENT_DIR: &str = "/run/execguard";
 struct Supervision {
     supervisor: Arc<Supervisor>,
     reloader: Arc<Reloader>,
-    /// Alerts are written by a thread of their own; it lives as long as the shim.
-    _writer: std::thread::JoinHandle<()>,
+    /// Alerts are delivered by threads of their own; they live as long as the shim.
+    _dispatcher: alerts::Dispatcher,
     /// The pod's metrics file, removed when the shim exits.
     metrics_file: std::sync::OnceLock<PathBuf>,
 }
@@ -53,6 +55,8 @@ pub struct ExecguardTask {
     /// The runc shim's client and its socket address.
     delegate: OnceCell<(TaskClient, String)>,
     supervision: OnceCell<Supervision>,
+    /// containerd's event stream, for the alert sink that publishes on it.
+    publisher: Arc<RemotePublisher>,
     state: Mutex<State>,
     exit: Arc<ExitSignal>,
     /// Set by the first Create: a shim that never gets one exits (see `exit_unless_used`).
@@ -92,13 +96,14 @@ fn agent_path(namespace: &str, id: &str) -> PathBuf {
 }
 
 impl ExecguardTask {
-    pub fn new(flags: ShimFlags, exit: Arc<ExitSignal>) -> ExecguardTask {
+    pub fn new(flags: ShimFlags, exit: Arc<ExitSignal>, publisher: RemotePublisher) -> ExecguardTask {
         let used = Arc::new(AtomicBool::new(false));
         tokio::spawn(exit_unless_used(used.clone(), exit.clone(), flags.socket.clone()));
         ExecguardTask {
             flags,
             delegate: OnceCell::new(),
             supervision: OnceCell::new(),
+            publisher: Arc::new(publisher),
             state: Mutex::new(State::default()),
             exit,
             used,
@@ -133,36 +138,54 @@ impl ExecguardTask {
         })
     }
 
-    fn supervision(&self, config: &ShimConfig, pod: &PodLabels) -> Result<&Supervision, String> {
+    /// The pod's alert sinks as `config` says.
+    fn alert_sinks(&self, config: &ShimConfig) -> Result<Vec<Box<dyn alerts::Sink>>, String> {
+        let events = EventsSink::new(self.publisher.clone(), &self.flags.namespace, tokio::runtime::Handle::current());
+        alerting::sinks(&config.alerts, Some(events))
+    }
+
+    /// The pod's supervisor and alert dispatcher, made at its first supervised Create with
+    /// the configuration that Create loaded from `explicit` (or the default path), which
+    /// is watched from then on: a changed file applies to the running pod.
+    fn supervision(
+        &self,
+        config: &ShimConfig,
+        explicit: Option<&Path>,
+        pod: &PodLabels,
+    ) -> Result<&Supervision, String> {
         if let Some(supervision) = self.supervision.get() {
             return Ok(supervision);
         }
-        let out: Box<dyn std::io::Write + Send> = match &config.alerts.file {
-            Some(path) => {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                }
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| format!("cannot open the alert file {}: {e}", path.display()))?;
-                Box::new(file)
-            }
-            None => Box::new(std::io::sink()),
-        };
-        let (sender, writer) = alerts::spawn_writer(out, config.repeat_window()).map_err(|e| e.to_string())?;
+        let (sender, dispatcher) =
+            alerts::spawn(self.alert_sinks(config)?, config.repeat_window()).map_err(|e| e.to_string())?;
         let supervisor_config = execguard_supervisor::Config {
             deadline: config.deadline(),
             fail_action: config.fail_action()?,
             ..execguard_supervisor::Config::default()
         };
-        let supervisor = Supervisor::new(supervisor_config, sender).map_err(|e| e.to_string())?;
+        let supervisor = Supervisor::new(supervisor_config, sender.clone()).map_err(|e| e.to_string())?;
         let reloader = Arc::new(Reloader::default());
         // Two Creates at once: the second's supervisor is dropped unused.
-        let supervision =
-            Supervision { supervisor, reloader: reloader.clone(), _writer: writer, metrics_file: Default::default() };
+        let supervision = Supervision {
+            supervisor: supervisor.clone(),
+            reloader: reloader.clone(),
+            _dispatcher: dispatcher,
+            metrics_file: Default::default(),
+        };
         if self.supervision.set(supervision).is_ok() {
+            let (publisher, namespace) = (self.publisher.clone(), self.flags.namespace.clone());
+            let runtime = tokio::runtime::Handle::current();
+            reloader.watch_config(
+                explicit.map(Path::to_path_buf),
+                Box::new(move |config: &ShimConfig| {
+                    let events = EventsSink::new(publisher.clone(), &namespace, runtime.clone());
+                    let sinks = alerting::sinks(&config.alerts, Some(events))?;
+                    let fail_action = config.fail_action()?;
+                    sender.configure(sinks, config.repeat_window());
+                    supervisor.set_deadline(config.deadline(), fail_action);
+                    Ok(())
+                }),
+            );
             tokio::spawn(reloader.run());
             if let Some(supervision) = self.supervision.get() {
                 self.start_metrics(supervision, config, pod);
@@ -223,12 +246,17 @@ impl ExecguardTask {
         tracing::debug!(config = %origin, "configuration");
         req.options = Some(delegate::runc_options(&config)?).into();
         delegate::record_binary(Path::new(&req.bundle), &config.delegate.binary)?;
-        let agent = self.supervise(req, &config)?;
+        let agent = self.supervise(req, &config, explicit.as_deref())?;
         Ok((agent, config.delegate.binary))
     }
 
     /// The supervision part of [`ExecguardTask::prepare`].
-    fn supervise(&self, req: &CreateTaskRequest, config: &ShimConfig) -> Result<Option<Agent>, String> {
+    fn supervise(
+        &self,
+        req: &CreateTaskRequest,
+        config: &ShimConfig,
+        explicit: Option<&Path>,
+    ) -> Result<Option<Agent>, String> {
         let bundle = Path::new(&req.bundle);
         let spec_path = bundle.join("config.json");
         let spec_text = std::fs::read(&spec_path).map_err(|e| format!("cannot read {}: {e}", spec_path.display()))?;
@@ -250,7 +278,7 @@ impl ExecguardTask {
             sandbox: text("io.kubernetes.cri.sandbox-id").unwrap_or_else(|| req.id.clone()),
             pod: text("io.kubernetes.cri.sandbox-namespace").zip(text("io.kubernetes.cri.sandbox-name")),
         };
-        let supervision = self.supervision(config, &pod)?;
+        let supervision = self.supervision(config, explicit, &pod)?;
         let supervisor = supervision.supervisor.clone();
         let slot = self.policy_slot(config, &selection, &supervision.reloader)?;
         let path = agent_path(&self.flags.namespace, &req.id);

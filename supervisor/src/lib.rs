@@ -47,8 +47,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
-use execguard_alerts::{Alert, AlertSender};
-use execguard_policy::{Action, DecisionRecord, ExecEvent, Policy};
+use execguard_alerts::{Alert, AlertSender, EventAction};
+use execguard_policy::{Action, DecisionRecord, ExecEvent, Mode, Policy};
 use execguard_seccomp::{Kind, Notification, NotifyFd};
 use metrics::{FailCause, Metrics};
 use nix::errno::Errno;
@@ -119,6 +119,10 @@ struct Pending {
     id: u64,
     pid: u32,
     deadline: Instant,
+    /// The deadline's length when it was set (the configuration may change meanwhile).
+    allowed: Duration,
+    /// The mode of the filter's policy, for the alert.
+    mode: Mode,
     answered: Arc<AtomicBool>,
     scope: Arc<Scope>,
 }
@@ -145,7 +149,8 @@ impl PolicySlot {
 }
 
 pub struct Supervisor {
-    config: Config,
+    /// Replaced whole by [`Supervisor::set_deadline`]; each notification reads it once.
+    config: RwLock<Arc<Config>>,
     alerts: AlertSender,
     pending: Mutex<Vec<Pending>>,
     /// Every filter's notify fd (level-triggered: readable while a notification waits)
@@ -194,9 +199,10 @@ struct Filter {
 }
 
 impl Supervisor {
-    /// What it counted so far.
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+    /// What it and its alert sinks counted so far, in Prometheus text format, with
+    /// `labels` on every sample (see [`Metrics::render`]).
+    pub fn render_metrics(&self, labels: &str) -> String {
+        self.metrics.render(labels, &self.alerts.counts())
     }
 
     /// A supervisor, its receiver thread and its watchdog thread. Alerts go to `alerts`.
@@ -205,7 +211,7 @@ impl Supervisor {
         let stop = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
         epoll_add(&epoll, &stop, STOP_TOKEN)?;
         let supervisor = Arc::new(Supervisor {
-            config,
+            config: RwLock::new(Arc::new(config)),
             alerts,
             pending: Mutex::new(Vec::new()),
             epoll: Arc::new(epoll),
@@ -224,12 +230,12 @@ impl Supervisor {
         // Often enough to catch a stuck receiver soon after STALL_AFTER while execs come in;
         // between them, as seldom as the deadline allows: the shim runs one supervisor per
         // pod, and an idle pod should not wake the node 40 times a second.
-        let deadline = supervisor.config.deadline;
-        let busy_tick = (deadline / 4).min(STALL_AFTER / 2).max(Duration::from_millis(5));
-        let quiet_tick = (deadline / 4).clamp(busy_tick, Duration::from_millis(250));
         std::thread::Builder::new().name("execguard-watchdog".into()).spawn(move || {
             let mut received_before = 0;
             while let Some(supervisor) = weak.upgrade() {
+                let deadline = supervisor.config().deadline;
+                let busy_tick = (deadline / 4).min(STALL_AFTER / 2).max(Duration::from_millis(5));
+                let quiet_tick = (deadline / 4).clamp(busy_tick, Duration::from_millis(250));
                 let now = Instant::now();
                 supervisor.expire(now);
                 supervisor.relieve_stalled_receiver(now);
@@ -241,6 +247,18 @@ impl Supervisor {
             }
         })?;
         Ok(supervisor)
+    }
+
+    fn config(&self) -> Arc<Config> {
+        // Replaced whole, never left torn.
+        self.config.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Changes the deadline and the fail action for the notifications received from now
+    /// on (a reloaded configuration).
+    pub fn set_deadline(&self, deadline: Duration, fail_action: FailAction) {
+        let mut config = self.config.write().unwrap_or_else(PoisonError::into_inner);
+        *config = Arc::new(Config { deadline, fail_action, ..(**config).clone() });
     }
 
     /// Serves a notify fd with `policy` until every process under its filter has exited.
@@ -348,6 +366,8 @@ impl Supervisor {
     /// Decides an exec, or a network socket of the gate, and answers it.
     fn handle(&self, filter: &Filter, notification: Notification, kind: Kind) {
         let received = Instant::now();
+        let config = self.config();
+        let policy = filter.policy.get();
         let container = filter.container();
         let _span = tracing::debug_span!("exec", container, pid = notification.pid, id = notification.id).entered();
         let answered = Arc::new(AtomicBool::new(false));
@@ -355,11 +375,12 @@ impl Supervisor {
             fd: filter.fd.clone(),
             id: notification.id,
             pid: notification.pid,
-            deadline: Instant::now() + self.config.deadline,
+            deadline: received + config.deadline,
+            allowed: config.deadline,
+            mode: policy.mode(),
             answered: answered.clone(),
             scope: filter.scope.clone(),
         });
-        let policy = filter.policy.get();
         let source = Source {
             fd: &filter.fd,
             scope: &filter.scope,
@@ -371,8 +392,8 @@ impl Supervisor {
             gate: &filter.gate,
         };
         let inspected = match kind {
-            Kind::NetworkSocket => inspect::gate(&source, &notification, &policy, &self.config),
-            _ => inspect::inspect(&source, &notification, &policy, &self.config),
+            Kind::NetworkSocket => inspect::gate(&source, &notification, &policy, &config),
+            _ => inspect::inspect(&source, &notification, &policy, &config),
         };
         let claimed = !answered.swap(true, Ordering::AcqRel);
         lock(&self.pending).retain(|p| !Arc::ptr_eq(&p.answered, &answered));
@@ -401,7 +422,8 @@ impl Supervisor {
                 if answer(&filter.fd, notification.id, action) {
                     self.count(kind, action, record.rule.as_ref().map(|r| r.id.as_str()), received);
                     if action != Action::Allow {
-                        self.report(event, record);
+                        let what = EventAction::of(&record, kind == Kind::NetworkSocket);
+                        self.report(event, record, policy.mode(), what);
                     }
                 }
             }
@@ -427,15 +449,16 @@ impl Supervisor {
         }
     }
 
-    fn report(&self, event: Box<ExecEvent>, record: Box<DecisionRecord>) {
-        tracing::info!(
+    fn report(&self, event: Box<ExecEvent>, record: Box<DecisionRecord>, mode: Mode, action: EventAction) {
+        // The alert sinks log it at info or warn (LogSink); this is for following one exec.
+        tracing::debug!(
             decision = ?record.decision,
             rule = record.rule.as_ref().map_or("", |r| r.id.as_str()),
             executable = %event.process.executable,
             pid = event.process.pid.unwrap_or(0),
             "{}", record.reason
         );
-        self.alerts.send(Alert { event, record, at: SystemTime::now() });
+        self.alerts.send(Alert { event, record, mode, action, at: SystemTime::now() });
     }
 
     /// Answers every notification past its deadline with the fail action.
@@ -450,20 +473,22 @@ impl Supervisor {
             if late.answered.swap(true, Ordering::AcqRel) {
                 continue;
             }
-            let (action, outcome) = match self.config.fail_action {
+            let fail_action = self.config().fail_action;
+            let (action, outcome) = match fail_action {
                 FailAction::Open => (Action::Alert, "allowed (fail-open)"),
                 FailAction::Closed => (Action::Block, "blocked (fail-closed)"),
             };
-            tracing::warn!(pid = late.pid, deadline = ?self.config.deadline, "no decision in time: {outcome}");
+            tracing::warn!(pid = late.pid, deadline = ?late.allowed, "no decision in time: {outcome}");
             self.metrics.fail_action(FailCause::Deadline);
-            self.metrics.decided(action, None, self.config.deadline + now.saturating_duration_since(late.deadline));
+            self.metrics.decided(action, None, late.allowed + now.saturating_duration_since(late.deadline));
             if answer(&late.fd, late.id, action) {
                 let mut event = ExecEvent::new(String::new(), Vec::new());
                 event.process.pid = Some(late.pid);
                 event.container = late.scope.container.clone();
                 event.orchestrator = late.scope.orchestrator.clone();
-                let reason = format!("no decision within {:?}: {outcome}", self.config.deadline);
-                self.report(Box::new(event), Box::new(DecisionRecord { decision: action, rule: None, reason }));
+                let reason = format!("no decision within {:?}: {outcome}", late.allowed);
+                let record = Box::new(DecisionRecord { decision: action, rule: None, reason });
+                self.report(Box::new(event), record, late.mode, EventAction::ExecUndecided);
             }
         }
     }
@@ -541,7 +566,8 @@ impl Supervisor {
             let reason = "io_uring_setup refused: io_uring creates sockets that the socket gate cannot see \
                           (allow it in the node's configuration where a workload needs it)"
                 .to_string();
-            self.report(Box::new(event), Box::new(DecisionRecord { decision: Action::Block, rule: None, reason }));
+            let record = Box::new(DecisionRecord { decision: Action::Block, rule: None, reason });
+            self.report(Box::new(event), record, filter.policy.get().mode(), EventAction::IoUringRefused);
         }
     }
 }

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use execguard_alerts::{SinkCounts, QUEUE_SINK};
 use execguard_policy::Action;
 
 /// Upper bounds of the latency histogram's buckets, in seconds: from a decision that
@@ -91,9 +92,10 @@ impl Metrics {
         .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The counts in Prometheus text format. `labels` (e.g. `pod="shop/web"`, already
-    /// escaped with [`label_value`]) go on every sample; empty for none.
-    pub fn render(&self, labels: &str) -> String {
+    /// The counts in Prometheus text format, with the alert sinks' `sinks`. `labels`
+    /// (e.g. `pod="shop/web"`, already escaped with [`label_value`]) go on every sample;
+    /// empty for none.
+    pub fn render(&self, labels: &str, sinks: &[SinkCounts]) -> String {
         let mut out = String::new();
         let with = |extra: &str| match (labels.is_empty(), extra.is_empty()) {
             (true, true) => String::new(),
@@ -139,6 +141,22 @@ impl Metrics {
                 (r#"cause="undecidable""#.to_string(), load(&self.fail_undecidable)),
             ],
         );
+        // The dispatcher's queue only drops; it writes nothing of its own.
+        let per_sink = |count: fn(&SinkCounts) -> u64, with_queue: bool| -> Vec<(String, u64)> {
+            let sinks = sinks.iter().filter(|s| with_queue || s.sink != QUEUE_SINK);
+            sinks.map(|s| (format!(r#"sink="{}""#, label_value(&s.sink)), count(s))).collect()
+        };
+        counter(
+            "execguard_alerts_dropped_total",
+            "Alert records dropped because a queue was full, by sink (\"queue\": before any sink).",
+            &per_sink(|s| s.dropped, true),
+        );
+        counter("execguard_alerts_written_total", "Alert records a sink delivered.", &per_sink(|s| s.written, false));
+        counter(
+            "execguard_alerts_failed_total",
+            "Alert records a sink could not deliver.",
+            &per_sink(|s| s.failed, false),
+        );
         let name = "execguard_decision_duration_seconds";
         let _ = writeln!(out, "# HELP {name} From receiving a notification to answering it.\n# TYPE {name} histogram");
         let mut cumulative = 0;
@@ -176,7 +194,11 @@ mod tests {
         metrics.exec_race();
         metrics.decided(Action::Block, None, Duration::from_micros(40));
         metrics.fail_action(FailCause::Deadline);
-        let text = metrics.render(r#"pod="shop/web""#);
+        let sinks = [
+            SinkCounts { sink: QUEUE_SINK.into(), dropped: 2, ..SinkCounts::default() },
+            SinkCounts { sink: "file".into(), written: 7, dropped: 1, failed: 3 },
+        ];
+        let text = metrics.render(r#"pod="shop/web""#, &sinks);
         for line in [
             r#"execguard_execs_inspected_total{pod="shop/web"} 4"#,
             r#"execguard_sockets_inspected_total{pod="shop/web"} 1"#,
@@ -192,6 +214,10 @@ mod tests {
             r#"execguard_decision_duration_seconds_bucket{pod="shop/web",le="0.005"} 5"#,
             r#"execguard_decision_duration_seconds_bucket{pod="shop/web",le="+Inf"} 5"#,
             r#"execguard_decision_duration_seconds_count{pod="shop/web"} 5"#,
+            r#"execguard_alerts_dropped_total{pod="shop/web",sink="queue"} 2"#,
+            r#"execguard_alerts_dropped_total{pod="shop/web",sink="file"} 1"#,
+            r#"execguard_alerts_written_total{pod="shop/web",sink="file"} 7"#,
+            r#"execguard_alerts_failed_total{pod="shop/web",sink="file"} 3"#,
         ] {
             assert!(text.lines().any(|l| l == line), "no line {line} in:\n{text}");
         }
@@ -203,12 +229,13 @@ mod tests {
             .unwrap();
         assert!((sum - 0.00313).abs() < 1e-9, "{sum}");
         assert!(text.contains("# TYPE execguard_decision_duration_seconds histogram"));
+        assert!(!text.contains(r#"written_total{pod="shop/web",sink="queue"}"#), "the queue writes nothing");
     }
 
     #[test]
     fn labels_are_escaped_and_optional() {
         assert_eq!(label_value("a\"b\\c\nd"), r#"a\"b\\c\nd"#);
-        let text = Metrics::default().render("");
+        let text = Metrics::default().render("", &[]);
         assert!(text.lines().any(|l| l == "execguard_execs_inspected_total 0"), "{text}");
         assert!(text.lines().any(|l| l == r#"execguard_decision_duration_seconds_bucket{le="+Inf"} 0"#), "{text}");
     }
