@@ -277,6 +277,47 @@ for _ in $(seq 50); do [[ $(ectr task ls 2>&1 | grep reload1) == *STOPPED* ]] &&
 ectr task delete reload1 >/dev/null 2>&1
 ectr container delete reload1 >/dev/null 2>&1
 
+echo "== alert sinks, and config.toml applied to a running pod"
+ectr events > "$work/events.txt" 2>&1 &
+events_pid=$!
+printf 'repeat_window_secs = 0\n[alerts]\nfile = "%s"\n' "$work/sinks-a.jsonl" > "$work/sinks.toml"
+ectr run -d --runtime io.containerd.execguard.v2 --runtime-config-path "$work/sinks.toml" "$E2E_IMAGE" sinks1 \
+  sh -c 'trap "exit 0" TERM; while true; do sleep 0.2; done' >/dev/null
+nc_in_sinks1() { ectr task exec --exec-id "n$RANDOM" sinks1 sh -c "nc -w1 192.0.2.1 $1; echo nc=\$?" 2>&1; }
+check "nc is blocked" contains "$(nc_in_sinks1 9)" "nc=126"
+for _ in $(seq 50); do grep -q '/execguard/exec' "$work/events.txt" && break; sleep 0.1; done
+events=$(grep -F '/execguard/exec' "$work/events.txt" || true)
+echo "     ${events:0:300}"
+check "ctr events shows the block on /execguard/exec" contains "$events" '"execguard.dev/decision":"block"'
+check "naming the container, the rule and the command line" contains "$events" '"execguard.dev/command-line":"nc -w1 192.0.2.1 9","execguard.dev/container":"sinks1"'
+check "with the whole ECS record" contains "$events" '\"event\":{\"kind\":\"alert\"'
+kill "$events_pid" 2>/dev/null
+wait "$events_pid" 2>/dev/null
+printf 'repeat_window_secs = 3600\n[alerts]\nfile = "%s"\n' "$work/sinks-b.jsonl" > "$work/sinks.toml"
+start=$(date +%s%N)
+until [ -s "$work/sinks-b.jsonl" ] || [ $(($(date +%s%N) - start)) -gt 6000000000 ]; do
+  nc_in_sinks1 10 >/dev/null
+  sleep 0.2
+done
+took_ms=$((($(date +%s%N) - start) / 1000000))
+echo "     the changed configuration applied after $took_ms ms"
+check "a changed [alerts] file applies to the running pod within 5 seconds" test "$took_ms" -le 5000
+for _ in 1 2 3; do nc_in_sinks1 11 >/dev/null; done
+sleep 0.5
+in_file() { grep -c "\"192.0.2.1\",\"$1\"" "$2" || true; }
+check "and its repeat window: three identical blocks, one record" test "$(in_file 11 "$work/sinks-b.jsonl")" -eq 1
+check "the old file gets nothing more" test "$(in_file 11 "$work/sinks-a.jsonl")" -eq 0
+printf 'repeat_window_secs = "an hour"\n' > "$work/sinks.toml"
+sleep 3
+check "a broken configuration is rejected with its place in the log" grep -qa "configuration not reloaded.*sinks.toml:1:22" "$E2E_DIR/containerd.log"
+nc_in_sinks1 12 >/dev/null
+sleep 0.5
+check "and the last good one stays in force" test "$(in_file 12 "$work/sinks-b.jsonl")" -eq 1
+ectr task kill -s KILL sinks1 >/dev/null 2>&1
+for _ in $(seq 50); do [[ $(ectr task ls 2>&1 | grep sinks1) == *STOPPED* ]] && break; sleep 0.1; done
+ectr task delete sinks1 >/dev/null 2>&1
+ectr container delete sinks1 >/dev/null 2>&1
+
 printf 'mdoe = "monitor"\n' > "$work/broken.toml"
 out=$(run --runtime-config-path "$work/broken.toml" "$E2E_IMAGE" broken1 true 2>&1)
 check "a broken configuration fails Create naming its file and place" contains "$out" "$work/broken.toml:1:1: unknown field \`mdoe\`"
@@ -294,6 +335,9 @@ metrics_text | grep -F 'sandbox="metrics1"' | grep -v _bucket | sed 's/^/     /'
 check "execguard metrics counts the execs inspected (sleep, sh, ls, nc)" test "$(sample execguard_execs_inspected_total)" = 4
 check "and the block by its rule ($nc_rule)" test "$(sample "action=\"block\",rule=\"$nc_rule\"")" = 1
 check "and three allows" test "$(sample 'action="allow"')" = 3
+written_to_file() { metrics_text | grep -F 'execguard_alerts_written_total' | grep -F 'sandbox="metrics1"' | grep -F 'sink="file"' | awk '{print $NF}'; }
+for _ in $(seq 80); do [ "$(written_to_file)" = 1 ] && break; sleep 0.1; done
+check "and the block's record, written by the file sink" test "$(written_to_file)" = 1
 check "and four decisions in the latency histogram" test "$(sample 'execguard_decision_duration_seconds_count')" = 4
 check "the metrics are in Prometheus text format" contains "$(metrics_text)" "# TYPE execguard_decision_duration_seconds histogram"
 ectr task kill -s KILL metrics1 >/dev/null 2>&1
@@ -312,7 +356,7 @@ check "no agent socket is left" test -z "$(ls /run/execguard/*.sock 2>/dev/null)
 check "no metrics file is left" test -z "$(ls /run/execguard/metrics/*.prom 2>/dev/null)"
 leftover_sockets() {
   local id
-  for id in enforce1 top1 memfd1 race1 serve1 uring1 uring2 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 chroot1 chroot2 configpath1 reload1 broken1 metrics1; do
+  for id in enforce1 top1 memfd1 race1 serve1 uring1 uring2 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 chroot1 chroot2 configpath1 reload1 sinks1 broken1 metrics1; do
     for socket in $(e2e_shim_sockets "$E2E_NAMESPACE" "$id"); do
       [ -e "$socket" ] && echo "$socket ($id)"
     done
