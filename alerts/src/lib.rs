@@ -9,7 +9,7 @@
 //!
 //! A record is the exec event exactly as the policy saw it and the decision, with the
 //! Elastic Common Schema fields that let a pipeline route it without mapping (`record`,
-//! described by `config/alert-record.schema.json`). `execguard policy eval` reads it back
+//! described by `alerts/schema/alert-record.schema.json`). `execguard policy eval` reads it back
 //! as an event (it ignores the extra fields), which is how a stricter policy is tried on
 //! what really ran.
 //!
