@@ -19,6 +19,7 @@ use execguard_policy::{DecisionRecord, ExecEvent};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub mod http;
 mod writer;
 pub use writer::{spawn_writer, Alert, AlertSender, ALERT_QUEUE};
 
