@@ -466,3 +466,151 @@ fn one_line(text: &str) -> String {
     }
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config(url: &str) -> HttpConfig {
+        HttpConfig { url: url.to_string(), format: HttpFormat::Falco, timeout_ms: 2000, retries: 2 }
+    }
+
+    #[test]
+    fn config_defaults_to_ecs_two_seconds_and_two_retries() {
+        let parsed: HttpConfig = serde_json::from_value(json!({"url": "http://collector:8080/alerts"})).unwrap();
+        let expected = HttpConfig {
+            url: "http://collector:8080/alerts".into(),
+            format: HttpFormat::Ecs,
+            timeout_ms: 2000,
+            retries: 2,
+        };
+        assert_eq!(parsed, expected);
+        let falco: HttpConfig = serde_json::from_value(json!({"url": "http://s:2801/", "format": "falco"})).unwrap();
+        assert_eq!(falco.format, HttpFormat::Falco);
+    }
+
+    /// Each row: a configuration, and what its error must say.
+    #[test]
+    fn bad_configurations_are_refused_with_what_to_use() {
+        let rows: &[(Value, &str)] = &[
+            (json!({"url": "http://s/", "timeout": 5}), "unknown field `timeout`"),
+            (json!({"url": "http://s/", "format": "syslog"}), "unknown variant `syslog`, expected `ecs` or `falco`"),
+            (json!({"format": "falco"}), "missing field `url`"),
+        ];
+        for (row, wanted) in rows {
+            let error = serde_json::from_value::<HttpConfig>(row.clone()).unwrap_err().to_string();
+            assert!(error.contains(wanted), "{row}: {error}");
+        }
+        let rows = [
+            (config("ftp://s/"), "use an http:// or https:// URL"),
+            (config("falcosidekick:2801"), "use an http:// or https:// URL"),
+            (config("http://"), "is not a URL"),
+            (config("http:///alerts"), "is not a URL"),
+            (config("http://s p/"), "is not a URL"),
+            (HttpConfig { timeout_ms: 0, ..config("http://s/") }, "timeout_ms = 0: use 1 to 60000"),
+            (HttpConfig { timeout_ms: 60_001, ..config("http://s/") }, "timeout_ms = 60001: use 1 to 60000"),
+            (HttpConfig { retries: 11, ..config("http://s/") }, "retries = 11: use 0 to 10"),
+        ];
+        for (row, wanted) in rows {
+            let error = HttpSink::new(&row).err().unwrap_or_else(|| panic!("{row:?} was accepted"));
+            assert!(error.contains(wanted), "{row:?}: {error}");
+        }
+        assert!(HttpSink::new(&HttpConfig { timeout_ms: 1, retries: 10, ..config("HTTPS://s:443") }).is_ok());
+    }
+
+    #[test]
+    fn the_name_never_shows_a_password() {
+        let sink = HttpSink::new(&config("https://alerts:s3cret@sidekick.falco:2801/x?y=1")).unwrap();
+        assert_eq!(sink.name(), "http:falco https://***@sidekick.falco:2801/x?y=1");
+        let plain = HttpSink::new(&HttpConfig { format: HttpFormat::Ecs, ..config("http://h:80") }).unwrap();
+        assert_eq!(plain.name(), "http:ecs http://h:80");
+    }
+
+    /// falcosidekick answers 400 unless priority, rule, time and output_fields are set
+    /// (`FalcoPayload.Check`): even a record with nothing in it must pass.
+    #[test]
+    fn an_empty_record_still_passes_falcosidekicks_check() {
+        let record = json!({});
+        let payload = serde_json::to_value(FalcoPayload::from_record(&record)).unwrap();
+        assert_eq!(payload["priority"], "Warning");
+        assert_eq!(payload["rule"], "execguard");
+        assert_eq!(payload["output_fields"], json!({"evt.type": "execve"}));
+        let time = payload["time"].as_str().unwrap();
+        assert!(humantime::parse_rfc3339(time).is_ok(), "{time}");
+        assert!(payload.get("hostname").is_none());
+    }
+
+    /// Each row: rule severity (none for no rule), decision, Falco priority.
+    #[test]
+    fn priorities_follow_the_rule_then_the_decision() {
+        let rows = [
+            (Some("critical"), "block", "Critical"),
+            (Some("high"), "alert", "Error"),
+            (Some("medium"), "block", "Warning"),
+            (Some("low"), "block", "Notice"),
+            // No rule: a block is an error someone should look at, an alert a warning.
+            (None, "block", "Error"),
+            (None, "alert", "Warning"),
+        ];
+        for (severity, decision, wanted) in rows {
+            let rule = severity.map(|s| json!({"id": "r", "name": "R", "severity": s}));
+            let record = json!({"decision": decision, "rule": rule});
+            let payload = FalcoPayload::from_record(&record);
+            assert_eq!(payload.priority, wanted, "{severity:?} {decision}");
+            assert!(payload.output.starts_with(&format!("{}: {wanted} ", &payload.time[11..29])));
+        }
+    }
+
+    #[test]
+    fn without_a_rule_the_action_names_the_event_and_the_reason_explains_it() {
+        let record = json!({
+            "@timestamp": "2024-05-01T06:11:07.123Z",
+            "event": {"action": "exec-race"},
+            "rule": null,
+            "decision": "block",
+            "reason": "the file changed between the check and the exec",
+            "process": {"executable": "/tmp/x", "args": [], "pid": null},
+            "container": {"id": "c0ffee", "name": null},
+        });
+        let payload = FalcoPayload::from_record(&record);
+        assert_eq!(payload.rule, "exec-race");
+        assert_eq!(payload.time, "2024-05-01T06:11:07.123000000Z");
+        assert_eq!(
+            payload.output,
+            "06:11:07.123000000: Error execguard blocked x (exec-race: the file changed between the check and the exec) container=c0ffee"
+        );
+        let fields = json!({
+            "container.id": "c0ffee", "proc.name": "x", "proc.exepath": "/tmp/x",
+            "evt.type": "execve", "execguard.decision": "block",
+        });
+        assert_eq!(Value::Object(payload.output_fields), fields, "null and empty fields are left out");
+        assert_eq!(payload.tags, ["execguard", "process", "block"]);
+    }
+
+    #[test]
+    fn an_argument_cannot_start_a_second_output_line() {
+        let record = json!({"decision": "alert", "process": {"executable": "/bin/sh", "args": ["sh", "-c", "id\n06:00:00.0: Notice all is well\u{1b}[2J"]}});
+        let payload = FalcoPayload::from_record(&record);
+        assert!(!payload.output.chars().any(char::is_control), "{}", payload.output);
+        assert!(payload.output.ends_with(r"cmdline=sh -c id\n06:00:00.0: Notice all is well\u{1b}[2J"), "{}", payload.output);
+        assert_eq!(payload.output_fields["proc.cmdline"], "sh -c id\n06:00:00.0: Notice all is well\u{1b}[2J");
+    }
+
+    /// Each row: an image reference, Falco's repository and tag.
+    #[test]
+    fn image_references_split_into_repository_and_tag() {
+        let rows = [
+            ("nginx", "nginx", None),
+            ("nginx:1.27", "nginx", Some("1.27")),
+            ("registry:5000/shop/web", "registry:5000/shop/web", None),
+            ("registry:5000/shop/web:1.4", "registry:5000/shop/web", Some("1.4")),
+            ("nginx@sha256:0123", "nginx", None),
+            ("nginx:1.27@sha256:0123", "nginx", Some("1.27")),
+            ("", "", None),
+        ];
+        for (image, repository, tag) in rows {
+            assert_eq!(image_reference(image), (repository, tag), "{image}");
+        }
+    }
+}
