@@ -124,6 +124,8 @@ impl HttpSink {
             // 3xx is reported so that the URL can be corrected to where it points.
             .max_redirects(0)
             .user_agent(concat!("execguard/", env!("CARGO_PKG_VERSION")))
+            // The proxy stays ureq's default, read from HTTP_PROXY/HTTPS_PROXY/NO_PROXY in
+            // the environment the shim inherits from containerd, as other node tools do.
             .build()
             .into();
         Ok(HttpSink {
