@@ -20,12 +20,14 @@ use std::io;
 
 mod dispatch;
 mod file;
+mod http;
 mod log;
 mod record;
 mod repeats;
 
 pub use dispatch::{spawn, AlertSender, Dispatcher, SinkCounts, ALERT_QUEUE, QUEUE_SINK, SINK_QUEUE};
 pub use file::{FileRotation, FileSink, JsonLinesSink};
+pub use http::{HttpConfig, HttpFormat, HttpSink};
 pub use log::LogSink;
 pub use record::{Alert, EventAction, ECS_VERSION};
 

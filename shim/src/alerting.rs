@@ -26,7 +26,7 @@ use containerd_shim_protos::protobuf::well_known_types::{any::Any, timestamp::Ti
 use containerd_shim_protos::shim::{event::Envelope, events::ForwardRequest};
 use containerd_shim_protos::shim_async::Events;
 use containerd_shim_protos::ttrpc::r#async::TtrpcContext;
-use execguard_alerts::{FileRotation, FileSink, LogSink, Sink};
+use execguard_alerts::{FileRotation, FileSink, HttpSink, LogSink, Sink};
 use prost::Message;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -152,6 +152,9 @@ pub fn sinks(config: &Alerts, events: Option<EventsSink>) -> Result<Vec<Box<dyn 
     }
     if config.log {
         sinks.push(Box::new(LogSink));
+    }
+    for http in &config.http {
+        sinks.push(Box::new(HttpSink::new(http)?));
     }
     if let Some(events) = events.filter(|_| config.containerd_events) {
         sinks.push(Box::new(events));

@@ -24,6 +24,12 @@
 //! log = true                               # the shim's log, fields as fields
 //! containerd_events = true                 # containerd's event stream, /execguard/exec
 //!
+//! [[alerts.http]]                          # any number: each record POSTed to each
+//! url = "http://falcosidekick.falco:2801/"
+//! format = "falco"                         # or "ecs" (the record as it is)
+//! timeout_ms = 2000                        # per attempt
+//! retries = 2                              # attempts after the first (5xx, 429, no answer)
+//!
 //! [delegate]
 //! binary = "containerd-shim-runc-v2"       # the shim that runs the containers
 //! systemd_cgroup = false                   # runc options for its Create
@@ -50,6 +56,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use execguard_alerts::{HttpConfig, HttpSink};
 use execguard_supervisor::FailAction;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/execguard/config.toml";
@@ -122,12 +129,14 @@ pub struct Alerts {
     pub rotate_keep: u32,
     pub log: bool,
     pub containerd_events: bool,
+    /// `[[alerts.http]]`: endpoints each record is POSTed to.
+    pub http: Vec<HttpConfig>,
 }
 
 impl Default for Alerts {
     fn default() -> Self {
         // Bounded by default: shims that write for months must not fill the node's disk.
-        Alerts { file: None, rotate_mib: 100, rotate_keep: 5, log: true, containerd_events: true }
+        Alerts { file: None, rotate_mib: 100, rotate_keep: 5, log: true, containerd_events: true, http: Vec::new() }
     }
 }
 
@@ -259,6 +268,9 @@ impl ShimConfig {
                 "[alerts] rotate_keep = 0 would delete every rotated file: keep at least 1, or set rotate_mib = 0"
                     .into(),
             ));
+        }
+        for (n, http) in config.alerts.http.iter().enumerate() {
+            HttpSink::new(http).map_err(|e| invalid(format!("[[alerts.http]] number {}: {e}", n + 1)))?;
         }
         if config.deadline_ms == 0 {
             // A zero deadline would answer every exec with the fail action before it is
@@ -442,6 +454,11 @@ mod tests {
         assert!(error.contains("unknown fail action"), "{error}");
         let error = ShimConfig::parse("mode = \"loud\"\n", "c.toml").unwrap_err().to_string();
         assert!(error.contains("loud"), "{error}");
+        let http = "[[alerts.http]]\nurl = \"http://a/\"\n[[alerts.http]]\nurl = \"ftp://b/\"\n";
+        let error = ShimConfig::parse(http, "c.toml").unwrap_err().to_string();
+        assert!(error.starts_with("c.toml: [[alerts.http]] number 2: "), "{error}");
+        let error = ShimConfig::parse("[alerts]\nrotate_keep = 0\n", "c.toml").unwrap_err().to_string();
+        assert!(error.contains("rotate_keep = 0"), "{error}");
     }
 
     fn resolve(config: &ShimConfig, value: Value) -> Result<Option<Selection>, ConfigError> {

@@ -64,7 +64,7 @@
 
 # The packages the environment and the test image are made from (see
 # shared/reference/e2e-environment.md for why each is there).
-_E2E_PACKAGES=(containerd runc busybox-static dash netcat-openbsd nmap socat iproute2 gcc libc6-dev)
+_E2E_PACKAGES=(containerd runc busybox-static dash netcat-openbsd nmap socat iproute2 gcc libc6-dev python3)
 
 # containerd 2.3.4 for E2E_CONTAINERD=2.3 (shared/containerd/README.md says how it was
 # built), and the sha256sum of the tarball the harness was written against.

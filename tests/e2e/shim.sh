@@ -313,6 +313,36 @@ check "a broken configuration is rejected with its place in the log" grep -qa "c
 nc_in_sinks1 12 >/dev/null
 sleep 0.5
 check "and the last good one stays in force" test "$(in_file 12 "$work/sinks-b.jsonl")" -eq 1
+# HTTP sinks: a local collector, and a black hole that accepts and never answers.
+mkdir -p "$work/http"
+/usr/bin/python3 tests/e2e/http_receiver.py "$work/http" &
+receiver_pid=$!
+for _ in $(seq 50); do [ -s "$work/http/ports" ] && break; sleep 0.1; done
+read -r collector black_hole < "$work/http/ports"
+# time_ncs FIRST LAST: milliseconds for blocked nc execs to ports FIRST..LAST, one by one.
+time_ncs() {
+  local start port
+  start=$(date +%s%N)
+  for port in $(seq "$1" "$2"); do nc_in_sinks1 "$port" >/dev/null; done
+  echo $((($(date +%s%N) - start) / 1000000))
+}
+before_ms=$(time_ncs 20 29)
+printf 'repeat_window_secs = 0\n[alerts]\nfile = "%s"\n[[alerts.http]]\nurl = "http://127.0.0.1:%s/"\ntimeout_ms = 2000\nretries = 2\n[[alerts.http]]\nurl = "http://127.0.0.1:%s/"\n' \
+  "$work/sinks-b.jsonl" "$black_hole" "$collector" > "$work/sinks.toml"
+start=$(date +%s%N)
+until [ -s "$work/http/posts" ] || [ $(($(date +%s%N) - start)) -gt 6000000000 ]; do
+  nc_in_sinks1 30 >/dev/null
+  sleep 0.2
+done
+check "[[alerts.http]] sinks apply to the running pod" test -s "$work/http/posts"
+with_black_hole_ms=$(time_ncs 40 49)
+echo "     10 blocked execs: $before_ms ms before, $with_black_hole_ms ms beside a sink that never answers (6 s per record)"
+check "a sink that never answers does not slow execs" test "$with_black_hole_ms" -le $((before_ms * 2 + 1000))
+sleep 0.5
+check "nor keep the other HTTP sink from getting every record" test "$(grep -c '"192.0.2.1","4[0-9]"' "$work/http/posts")" -eq 10
+check "nor the file" test "$(grep -c '"192.0.2.1","4[0-9]"' "$work/sinks-b.jsonl")" -eq 10
+kill "$receiver_pid" 2>/dev/null
+wait "$receiver_pid" 2>/dev/null
 ectr task kill -s KILL sinks1 >/dev/null 2>&1
 for _ in $(seq 50); do [[ $(ectr task ls 2>&1 | grep sinks1) == *STOPPED* ]] && break; sleep 0.1; done
 ectr task delete sinks1 >/dev/null 2>&1
