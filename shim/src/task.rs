@@ -11,6 +11,9 @@ use async_trait::async_trait;
 use containerd_shim::asynchronous::publisher::RemotePublisher;
 use containerd_shim::asynchronous::ExitSignal;
 use containerd_shim_protos::api::*;
+use containerd_shim_protos::events::task::TaskExit;
+use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::shim_async::Task;
 use containerd_shim_protos::ttrpc::{self, r#async::TtrpcContext};
 use sha2::{Digest, Sha256};
@@ -41,11 +44,19 @@ struct Supervision {
     metrics_file: std::sync::OnceLock<PathBuf>,
 }
 
+/// A container created through this shim.
+struct Container {
+    /// Its agent: none for the pod's sandbox and for containers in mode off.
+    _agent: Option<Agent>,
+    bundle: PathBuf,
+}
+
 #[derive(Default)]
 struct State {
-    /// Containers created through this shim, with their agent (none for the pod's sandbox
-    /// and for containers in mode off).
-    containers: HashMap<String, Option<Agent>>,
+    containers: HashMap<String, Container>,
+    /// Containers whose runc shim died under them, with what its `delete` cleaned up and
+    /// reported (see `runc_shim_exited`): this shim answers for them from then on.
+    exited: HashMap<String, DeleteResponse>,
     /// One slot per distinct (policy, mode), shared by the containers that use it.
     policies: HashMap<Selection, Arc<PolicySlot>>,
 }
@@ -57,16 +68,94 @@ pub struct ExecguardTask {
     supervision: OnceCell<Supervision>,
     /// containerd's event stream, for the alert sink that publishes on it.
     publisher: Arc<RemotePublisher>,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
+    /// Set once the runc shim died and its containers were cleaned up.
+    runc_shim_gone: Arc<tokio::sync::watch::Sender<bool>>,
     exit: Arc<ExitSignal>,
     /// Set by the first Create: a shim that never gets one exits (see `exit_unless_used`).
     used: Arc<AtomicBool>,
+}
+
+/// How long an RPC that found the runc shim gone waits for its containers' cleanup (its
+/// `delete`, which runs `runc delete --force`) before it reports the error it got.
+const RUNC_SHIM_CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The cleanup after the runc shim died: its `delete` for each container (which kills what
+/// is left of it and unmounts its root file system), a TaskExit event for each, so that
+/// containerd and the kubelet learn that it stopped, and its socket removed. From then on
+/// this shim answers State, Wait, Kill and Delete for those containers itself, and exits
+/// at the Shutdown after the last Delete as always.
+struct RuncShimExit {
+    pid: u32,
+    binary: String,
+    address: String,
+    flags: ShimFlags,
+    state: Arc<Mutex<State>>,
+    publisher: Arc<RemotePublisher>,
+    gone: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl RuncShimExit {
+    async fn run(self) {
+        let containers: Vec<(String, PathBuf)> =
+            lock(&self.state).containers.iter().map(|(id, c)| (id.clone(), c.bundle.clone())).collect();
+        tracing::error!(
+            pid = self.pid,
+            containers = containers.len(),
+            "the runc shim exited under running containers: they are stopped and reported as exited"
+        );
+        for (id, bundle) in containers {
+            let response = match delegate::delete(&self.binary, &self.flags, &bundle, &id).await.and_then(|output| {
+                DeleteResponse::parse_from_bytes(&output).map_err(|e| format!("the runc shim's delete answer: {e}"))
+            }) {
+                Ok(response) => response,
+                Err(error) => {
+                    tracing::error!(container = %id, "{error}: its processes or mounts may be left");
+                    // 128 + SIGKILL, as for a task whose shim was killed.
+                    DeleteResponse { exit_status: 137, exited_at: Some(now()).into(), ..DeleteResponse::default() }
+                }
+            };
+            let event = TaskExit {
+                container_id: id.clone(),
+                id: id.clone(),
+                pid: response.pid,
+                exit_status: response.exit_status,
+                exited_at: response.exited_at.clone(),
+                ..TaskExit::default()
+            };
+            let context = ttrpc::context::Context::default();
+            if let Err(error) =
+                self.publisher.publish(context, TASK_EXIT_TOPIC, &self.flags.namespace, Box::new(event)).await
+            {
+                tracing::error!(container = %id, %error, "cannot tell containerd that the container exited");
+            }
+            tracing::info!(container = %id, exit_status = response.exit_status, "cleaned up after the runc shim");
+            lock(&self.state).exited.insert(id, response);
+        }
+        remove_socket(&self.address);
+        self.gone.send_replace(true);
+    }
+}
+
+const TASK_EXIT_TOPIC: &str = "/tasks/exit";
+
+fn now() -> Timestamp {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let mut timestamp = Timestamp::new();
+    timestamp.seconds = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
+    timestamp.nanos = i32::try_from(since_epoch.subsec_nanos()).unwrap_or(0);
+    timestamp
 }
 
 /// How long a new shim waits for its first Create. containerd sends it right after
 /// `start`; a shim that has none by then serves a containerd that failed or gave up, and
 /// nobody would ever stop it.
 const FIRST_CREATE_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    // Every update is a single insert or remove: a panic cannot leave it torn.
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 fn invalid(message: String) -> ttrpc::Error {
     ttrpc::Error::RpcStatus(ttrpc::get_status(ttrpc::Code::INVALID_ARGUMENT, message))
@@ -104,15 +193,15 @@ impl ExecguardTask {
             delegate: OnceCell::new(),
             supervision: OnceCell::new(),
             publisher: Arc::new(publisher),
-            state: Mutex::new(State::default()),
+            state: Arc::default(),
+            runc_shim_gone: Arc::new(tokio::sync::watch::Sender::new(false)),
             exit,
             used,
         }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        // Every update is a single insert or remove: a panic cannot leave it torn.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
     /// The runc shim's client, starting that shim (`binary`, from the configuration that
@@ -122,10 +211,62 @@ impl ExecguardTask {
         self.delegate
             .get_or_try_init(|| async {
                 let options = req.options.as_ref().cloned().unwrap_or_default();
-                delegate::start(binary, &self.flags, Path::new(&req.bundle), &req.id, &options).await.map_err(internal)
+                let started = delegate::start(binary, &self.flags, Path::new(&req.bundle), &req.id, &options)
+                    .await
+                    .map_err(internal)?;
+                self.watch_runc_shim(&started.0, &req.id, &started.1, binary).await;
+                Ok(started)
             })
             .await
             .map(|(client, _)| client)
+    }
+
+    /// Follows the runc shim's process: if it dies while it runs containers (killed, or
+    /// crashed), nobody else would tell containerd, and the tasks would stay UNKNOWN with
+    /// their processes, mounts and this shim left behind.
+    async fn watch_runc_shim(&self, client: &TaskClient, id: &str, address: &str, binary: &str) {
+        let request = ConnectRequest { id: id.to_string(), ..ConnectRequest::default() };
+        let pid = match client.connect(ttrpc::context::Context::default(), &request).await {
+            Ok(response) => response.shim_pid,
+            Err(error) => {
+                tracing::warn!(%error, "cannot learn the runc shim's pid: its death would go unnoticed");
+                return;
+            }
+        };
+        let exited = match delegate::exited(pid) {
+            Ok(exited) => exited,
+            Err(error) => {
+                tracing::warn!(%error, pid, "cannot follow the runc shim's process: its death would go unnoticed");
+                return;
+            }
+        };
+        let cleanup = RuncShimExit {
+            pid,
+            binary: binary.to_string(),
+            address: address.to_string(),
+            flags: self.flags.clone(),
+            state: self.state.clone(),
+            publisher: self.publisher.clone(),
+            gone: self.runc_shim_gone.clone(),
+        };
+        tokio::spawn(async move {
+            if let Err(error) = exited.await {
+                tracing::warn!(%error, pid, "lost track of the runc shim's process");
+                return;
+            }
+            cleanup.run().await;
+        });
+    }
+
+    /// What the runc shim's death left for a container, once it is cleaned up; waits for
+    /// the cleanup if the runc shim is dying (its connection closed, `error`).
+    async fn exited(&self, id: &str, error: ttrpc::Error) -> ttrpc::Result<DeleteResponse> {
+        let mut gone = self.runc_shim_gone.subscribe();
+        let settled = tokio::time::timeout(RUNC_SHIM_CLEANUP_TIMEOUT, gone.wait_for(|gone| *gone)).await;
+        match self.state().exited.get(id) {
+            Some(response) if matches!(settled, Ok(Ok(_))) => Ok(response.clone()),
+            _ => Err(error),
+        }
     }
 
     /// The delegate for RPCs other than Create, which always comes first.
@@ -355,18 +496,15 @@ macro_rules! task_service {
 }
 
 task_service! {
-    state(StateRequest) -> StateResponse;
     start(StartRequest) -> StartResponse;
     pids(PidsRequest) -> PidsResponse;
     pause(PauseRequest) -> Empty;
     resume(ResumeRequest) -> Empty;
     checkpoint(CheckpointTaskRequest) -> Empty;
-    kill(KillRequest) -> Empty;
     exec(ExecProcessRequest) -> Empty;
     resize_pty(ResizePtyRequest) -> Empty;
     close_io(CloseIORequest) -> Empty;
     update(UpdateTaskRequest) -> Empty;
-    wait(WaitRequest) -> WaitResponse;
     stats(StatsRequest) -> StatsResponse;
 {
     async fn create(&self, ctx: &TtrpcContext, mut req: CreateTaskRequest) -> ttrpc::Result<CreateTaskResponse> {
@@ -380,17 +518,61 @@ task_service! {
         })?;
         let delegate = self.delegate(&binary, &req).await?;
         let response = delegate.create(context(ctx), &req).await?;
-        self.state().containers.insert(req.id.clone(), agent);
+        let container = Container { _agent: agent, bundle: PathBuf::from(&req.bundle) };
+        self.state().containers.insert(req.id.clone(), container);
         Ok(response)
     }
 
     async fn delete(&self, ctx: &TtrpcContext, req: DeleteRequest) -> ttrpc::Result<DeleteResponse> {
-        let response = self.running_delegate()?.delete(context(ctx), &req).await?;
+        let response = match self.running_delegate()?.delete(context(ctx), &req).await {
+            Ok(response) => response,
+            Err(error) => self.exited(&req.id, error).await?,
+        };
         if req.exec_id.is_empty() {
             // Dropping the agent removes its socket.
-            self.state().containers.remove(&req.id);
+            let mut state = self.state();
+            state.containers.remove(&req.id);
+            state.exited.remove(&req.id);
         }
         Ok(response)
+    }
+
+    async fn state(&self, ctx: &TtrpcContext, req: StateRequest) -> ttrpc::Result<StateResponse> {
+        match self.running_delegate()?.state(context(ctx), &req).await {
+            Ok(response) => Ok(response),
+            Err(error) => {
+                let exited = self.exited(&req.id, error).await?;
+                let bundle = self.state().containers.get(&req.id).map(|c| c.bundle.display().to_string());
+                Ok(StateResponse {
+                    id: req.id,
+                    exec_id: req.exec_id,
+                    bundle: bundle.unwrap_or_default(),
+                    pid: exited.pid,
+                    status: containerd_shim_protos::types::task::Status::STOPPED.into(),
+                    exit_status: exited.exit_status,
+                    exited_at: exited.exited_at,
+                    ..StateResponse::default()
+                })
+            }
+        }
+    }
+
+    async fn wait(&self, ctx: &TtrpcContext, req: WaitRequest) -> ttrpc::Result<WaitResponse> {
+        match self.running_delegate()?.wait(context(ctx), &req).await {
+            Ok(response) => Ok(response),
+            Err(error) => {
+                let exited = self.exited(&req.id, error).await?;
+                Ok(WaitResponse { exit_status: exited.exit_status, exited_at: exited.exited_at, ..WaitResponse::default() })
+            }
+        }
+    }
+
+    async fn kill(&self, ctx: &TtrpcContext, req: KillRequest) -> ttrpc::Result<Empty> {
+        match self.running_delegate()?.kill(context(ctx), &req).await {
+            Ok(response) => Ok(response),
+            // Its processes are gone already.
+            Err(error) => self.exited(&req.id, error).await.map(|_| Empty::new()),
+        }
     }
 
     async fn connect(&self, ctx: &TtrpcContext, req: ConnectRequest) -> ttrpc::Result<ConnectResponse> {

@@ -352,6 +352,28 @@ printf 'mdoe = "monitor"\n' > "$work/broken.toml"
 out=$(run --runtime-config-path "$work/broken.toml" "$E2E_IMAGE" broken1 true 2>&1)
 check "a broken configuration fails Create naming its file and place" contains "$out" "$work/broken.toml:1:1: unknown field \`mdoe\`"
 
+echo "== the runc shim killed under a running container"
+ectr run -d --runtime io.containerd.execguard.v2 "$E2E_IMAGE" runckill1 sh -c 'trap "exit 0" TERM; while true; do sleep 0.2; done' >/dev/null
+container_pid=$(ectr task ls 2>&1 | awk '$1 == "runckill1" {print $2}')
+runc_shim=$(pgrep -f "containerd-shim-runc-v2 -namespace $E2E_NAMESPACE -id runckill1 " || true)
+check "the container runs under its runc shim" test -n "$runc_shim" -a -n "$container_pid"
+kill -KILL $runc_shim
+for _ in $(seq 100); do [[ $(ectr task ls 2>&1 | grep runckill1) == *STOPPED* ]] && break; sleep 0.1; done
+check "containerd learns that the task stopped" contains "$(ectr task ls 2>&1 | grep runckill1)" "STOPPED"
+# Gone or a zombie: once the runc shim is gone, the machine's init reaps the orphans.
+gone() { local stat; stat=$(ps -o stat= -p "$1" 2>/dev/null); [ -z "$stat" ] || [[ $stat == Z* ]]; }
+check "its processes are gone" gone "$container_pid"
+ectr task delete runckill1 >/dev/null 2>&1
+check "delete works" lacks "$(ectr task ls 2>&1)" "runckill1"
+ectr container delete runckill1
+shim_of() { pgrep -f "containerd-shim-execguard-v2 -namespace $E2E_NAMESPACE -id $1 " || true; }
+for _ in $(seq 50); do [ -z "$(shim_of runckill1)" ] && break; sleep 0.1; done
+check "the execguard shim exits" test -z "$(shim_of runckill1)"
+check "its root file system is unmounted" lacks "$(cat /proc/mounts)" "/runckill1/rootfs"
+check "its agent socket is removed" test -z "$(ls /run/execguard/*.sock 2>/dev/null)"
+left=$(for socket in $(e2e_shim_sockets "$E2E_NAMESPACE" runckill1); do [ -e "$socket" ] && echo "$socket"; done)
+check "no shim socket is left" test -z "$left"
+
 echo "== metrics"
 # A known sequence: the entrypoint, then one exec session whose shell runs ls and nc.
 ectr run -d --runtime io.containerd.execguard.v2 "$E2E_IMAGE" metrics1 sleep 60 >/dev/null
@@ -386,7 +408,7 @@ check "no agent socket is left" test -z "$(ls /run/execguard/*.sock 2>/dev/null)
 check "no metrics file is left" test -z "$(ls /run/execguard/metrics/*.prom 2>/dev/null)"
 leftover_sockets() {
   local id
-  for id in enforce1 top1 memfd1 race1 serve1 uring1 uring2 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 chroot1 chroot2 configpath1 reload1 sinks1 broken1 metrics1; do
+  for id in enforce1 top1 memfd1 race1 serve1 uring1 uring2 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 chroot1 chroot2 configpath1 reload1 sinks1 broken1 runckill1 metrics1; do
     for socket in $(e2e_shim_sockets "$E2E_NAMESPACE" "$id"); do
       [ -e "$socket" ] && echo "$socket ($id)"
     done
