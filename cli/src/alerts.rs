@@ -438,7 +438,7 @@ fn row(record: &Value) -> Row {
         // Not in a pod: `execguard run`.
         MISSING.to_string()
     } else {
-        place.map(|part| part.map_or(Cow::Borrowed(MISSING), |part| escaped(&part).into_owned().into())).join("/")
+        place.map(|part| part.as_deref().map_or(Cow::Borrowed(MISSING), escaped).into_owned()).join("/")
     };
     let mut decision = text(record, "/decision").map_or(Cow::Borrowed(MISSING), escaped).into_owned();
     if let Some(count) = record.pointer("/execguard/repeats/count").and_then(Value::as_u64) {
