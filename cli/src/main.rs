@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use execguard_alerts::{FileRotation, FileSink, JsonLinesSink, Sink};
+use execguard_cli::alerts::{self, AlertsError, AlertsOptions, Filter};
 use execguard_cli::eval::eval_lines;
 use execguard_cli::install::{self, InstallOptions};
 use execguard_cli::run::{run, RunOptions};
-use execguard_policy::{Mode, Policy, PolicyErrors, DEFAULT_POLICY_ORIGIN};
+use execguard_policy::{Mode, Pattern, Policy, PolicyErrors, DEFAULT_POLICY_ORIGIN};
 use execguard_supervisor::{Config, FailAction};
 
 /// Stops network utilities in containers: every exec is checked against a policy, and
@@ -43,6 +44,11 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Print the node's alerts as a table (time, namespace/pod/container, decision, rule,
+    /// command line, parent), oldest first, from the alert file and its rotated files
+    /// (FILE.N down to FILE.1, then FILE; compressed ones are skipped), fitted to the
+    /// terminal's width (COLUMNS, else the terminal's, else 120).
+    Alerts(AlertsArgs),
     /// Run a command with every exec of its process tree supervised: each one is decided
     /// by the policy, alerts and blocks are written as JSON lines (the exec event plus the
     /// decision), and execguard exits with the command's status (128+N when a signal N
@@ -78,6 +84,37 @@ enum Command {
         #[arg(required = true, last = true)]
         command: Vec<OsString>,
     },
+}
+
+#[derive(clap::Args)]
+struct AlertsArgs {
+    /// The alert file (default: `[alerts] file` of /etc/execguard/config.toml, or of
+    /// EXECGUARD_CONFIG's file).
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Go on printing alerts as they are written, across rotations (the file renamed away
+    /// and created again, or truncated), like `tail -F`.
+    #[arg(long, short)]
+    follow: bool,
+    /// Only alerts written this long ago or later: "10m", "2h", "3days".
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    since: Option<Duration>,
+    /// Only the pod of this name.
+    #[arg(long)]
+    pod: Option<String>,
+    /// Only pods of this namespace.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Only this decision.
+    #[arg(long, value_parser = ["block", "alert", "allow"])]
+    decision: Option<String>,
+    /// Only this rule: its id, or a pattern as a policy writes them ("falco.*",
+    /// "re:^datadog\."). Records no rule decided match their `event.action`.
+    #[arg(long, value_parser = parse_rule)]
+    rule: Option<Pattern>,
+    /// Print the matching records as JSON lines, as they are in the file.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -167,6 +204,10 @@ impl InstallArgs {
 
 fn parse_mode(text: &str) -> Result<Mode, String> {
     text.parse()
+}
+
+fn parse_rule(text: &str) -> Result<Pattern, String> {
+    Pattern::parse(text, None)
 }
 
 fn parse_fail_action(text: &str) -> Result<FailAction, String> {
@@ -312,6 +353,33 @@ fn metrics(dir: Option<PathBuf>) -> ExitCode {
     }
 }
 
+fn show_alerts(args: AlertsArgs) -> ExitCode {
+    let file = match args.file.map_or_else(alerts::configured_file, Ok) {
+        Ok(file) => file,
+        Err(error) => {
+            eprintln!("execguard alerts: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let filter = Filter {
+        since: args.since,
+        pod: args.pod,
+        namespace: args.namespace,
+        decision: args.decision,
+        rule: args.rule,
+    };
+    let options = AlertsOptions { file, follow: args.follow, json: args.json, width: alerts::terminal_width(), filter };
+    match alerts::show(&options, &mut io::stdout().lock(), &mut io::stderr()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A reader that stops early (`| head`) is not an error.
+        Err(AlertsError::Output(error)) if error.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("execguard alerts: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     init_logging();
     match Cli::parse().command {
@@ -326,6 +394,7 @@ fn main() -> ExitCode {
             installed(install::uninstall(&args.options(), &mut io::stdout()))
         }
         Command::Metrics { dir } => metrics(dir),
+        Command::Alerts(args) => show_alerts(args),
         Command::Run { policy, mode, alerts, deadline_ms, fail, repeat_window_secs, allow_io_uring, command } => {
             let config =
                 Config { deadline: Duration::from_millis(deadline_ms), fail_action: fail, ..Config::default() };

@@ -35,6 +35,9 @@ pub use condition::{Needs, ProcessView};
 pub use event::ExecEvent;
 use index::NameIndex;
 pub use load::{PolicyError, PolicyErrors};
+/// The policy's string patterns (equality, glob, `re:`), for tools that select by rule id
+/// in the same language the policy file is written in (`execguard alerts --rule`).
+pub use pattern::Pattern;
 use pattern::PatternSet;
 
 /// The default policy, embedded so that a shim without a policy file still protects.
