@@ -98,12 +98,24 @@ fn annotations(record: &Value, json: &str) -> HashMap<String, String> {
 
 fn envelope(record: &Value, namespace: &str) -> io::Result<Envelope> {
     let json = serde_json::to_string(record).map_err(io::Error::other)?;
+    let annotations = annotations(record, &json);
+    Ok(descriptor_envelope(TOPIC, namespace, MEDIA_TYPE, &json, annotations))
+}
+
+/// An event on `topic` that describes the JSON document `json` (see the module's docs).
+pub fn descriptor_envelope(
+    topic: &str,
+    namespace: &str,
+    media_type: &str,
+    json: &str,
+    annotations: HashMap<String, String>,
+) -> Envelope {
     let digest: String = Sha256::digest(json.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
     let descriptor = Descriptor {
-        media_type: MEDIA_TYPE.to_string(),
+        media_type: media_type.to_string(),
         digest: format!("sha256:{digest}"),
         size: i64::try_from(json.len()).unwrap_or(i64::MAX),
-        annotations: annotations(record, &json),
+        annotations,
     };
     let mut event = Any::new();
     event.type_url = DESCRIPTOR_TYPE.to_string();
@@ -113,11 +125,11 @@ fn envelope(record: &Value, namespace: &str) -> io::Result<Envelope> {
     timestamp.seconds = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
     timestamp.nanos = i32::try_from(now.subsec_nanos()).unwrap_or(0);
     let mut envelope = Envelope::new();
-    envelope.set_topic(TOPIC.to_string());
+    envelope.set_topic(topic.to_string());
     envelope.set_namespace(namespace.to_string());
     envelope.set_timestamp(timestamp);
     envelope.set_event(event);
-    Ok(envelope)
+    envelope
 }
 
 impl Sink for EventsSink {

@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use crate::config::ShimConfig;
-use crate::launch::{self, Launch};
+use crate::launch::{self, Endpoint, Launch};
 
 /// What containerd told this shim about itself, passed on to the runc shim.
 #[derive(Debug, Clone, Default)]
@@ -51,6 +51,26 @@ const RECORDED_BINARY: &str = "execguard-delegate";
 pub fn record_binary(bundle: &Path, binary: &str) -> Result<(), String> {
     let path = bundle.join(RECORDED_BINARY);
     std::fs::write(&path, binary).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The file in a container's bundle that names the runc shim's socket and the task API
+/// version it serves, for the cleanup after this shim died (`death`).
+const RECORDED_ENDPOINT: &str = "execguard-delegate-endpoint";
+
+/// The runc shim's socket and version, as its start recorded them in `bundle`.
+pub fn recorded_endpoint(bundle: &Path) -> Option<Endpoint> {
+    let text = std::fs::read_to_string(bundle.join(RECORDED_ENDPOINT)).ok()?;
+    let (version, address) = text.trim().split_once(' ')?;
+    Some(Endpoint { version: version.parse().ok()?, address: address.to_string() })
+}
+
+/// Connects to the runc shim's Task service.
+pub async fn connect(endpoint: &Endpoint) -> Result<TaskClient, String> {
+    let client = ttrpc::r#async::Client::connect(&endpoint.address)
+        .await
+        .map_err(|e| format!("cannot connect to the runc shim at {}: {e}", endpoint.address))?;
+    let service = if endpoint.version == 3 { "containerd.task.v3.Task" } else { "containerd.task.v2.Task" };
+    Ok(TaskClient { client, service })
 }
 
 /// The runc shim binary that Create recorded in the bundle, if it recorded one.
@@ -113,12 +133,12 @@ pub async fn start(
         std::fs::write(bundle.join("address"), &flags.socket)
             .map_err(|e| format!("cannot write {}: {e}", bundle.join("address").display()))?;
     }
-    let client = ttrpc::r#async::Client::connect(&endpoint.address)
-        .await
-        .map_err(|e| format!("cannot connect to the runc shim at {}: {e}", endpoint.address))?;
-    let service = if endpoint.version == 3 { "containerd.task.v3.Task" } else { "containerd.task.v2.Task" };
+    let path = bundle.join(RECORDED_ENDPOINT);
+    std::fs::write(&path, format!("{} {}", endpoint.version, endpoint.address))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let client = connect(&endpoint).await?;
     tracing::info!(address = %endpoint.address, version = endpoint.version, "runc shim started");
-    Ok((TaskClient { client, service }, endpoint.address))
+    Ok((client, endpoint.address))
 }
 
 /// Runs the runc shim's `delete` (containerd's cleanup after a shim died) and returns its

@@ -18,6 +18,7 @@
 
 pub mod agent;
 pub mod alerting;
+pub mod cleanup;
 pub mod config;
 pub mod delegate;
 pub mod launch;
@@ -38,10 +39,8 @@ use async_trait::async_trait;
 use containerd_shim::asynchronous::{publisher::RemotePublisher, ExitSignal, Shim};
 use containerd_shim::{Config, Flags, StartOpts};
 use containerd_shim_protos::api::DeleteResponse;
-use containerd_shim_protos::protobuf::Message;
 use sha2::{Digest, Sha256};
 
-use config::ShimConfig;
 use delegate::ShimFlags;
 use launch::{Launch, StartFlags};
 use task::ExecguardTask;
@@ -193,14 +192,7 @@ impl Shim for ExecguardShim {
             "" => std::env::current_dir().map_err(|e| shim_error(format!("no bundle: {e}")))?.display().to_string(),
             bundle => bundle.to_string(),
         };
-        let bundle = std::path::Path::new(&bundle);
-        let binary = match delegate::recorded_binary(bundle) {
-            Some(binary) => binary,
-            // Create never ran for this bundle: the default configuration is all there is.
-            None => ShimConfig::load(None).map_err(|e| shim_error(e.to_string()))?.0.delegate.binary,
-        };
-        let output = delegate::delete(&binary, &self.flags, bundle, &self.id).await.map_err(shim_error)?;
-        DeleteResponse::parse_from_bytes(&output).map_err(|e| shim_error(format!("the runc shim's delete answer: {e}")))
+        cleanup::delete(&self.flags, &self.id, std::path::Path::new(&bundle)).await.map_err(shim_error)
     }
 
     async fn wait(&mut self) {

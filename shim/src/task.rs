@@ -178,7 +178,8 @@ fn upper_dir(rootfs: &[Mount]) -> Option<PathBuf> {
         .find_map(|option| option.strip_prefix("upperdir=").map(PathBuf::from))
 }
 
-fn agent_path(namespace: &str, id: &str) -> PathBuf {
+/// Where container `id`'s agent listens for the listener runc hands over.
+pub(crate) fn agent_path(namespace: &str, id: &str) -> PathBuf {
     let digest = Sha256::digest(format!("{namespace}/{id}").as_bytes());
     let name: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
     Path::new(AGENT_DIR).join(format!("{name}.sock"))
