@@ -23,6 +23,8 @@
 #                           builds and imports an Alpine-style image whose every command,
 #                           sh and the network tools included, is a symlink to one static
 #                           busybox; exports E2E_BUSYBOX_IMAGE=NAME
+#   e2e_restart             stops that containerd (SIGTERM) with its shims left running, and
+#                           starts it again on the same directories
 #   e2e_stop                stops every container, shim and the containerd, unmounts what is
 #                           left under E2E_DIR and fails loudly if anything is still there;
 #                           idempotent and safe in `trap e2e_stop EXIT`
@@ -163,7 +165,15 @@ e2e_start() {
     [ -e "$shared" ] || echo "$shared"
   done >"$dir/shared-dirs"
   _e2e_say "containerd $(_e2e_containerd_version "$bin") ($bin/containerd) in $dir"
-  PATH=$path "$bin/containerd" --config "$dir/config.toml" </dev/null >>"$dir/containerd.log" 2>&1 &
+  # e2e_restart starts it again the same way.
+  _E2E_LAUNCH_PATH=$path
+  _e2e_launch
+}
+
+# Starts the private containerd of E2E_DIR and waits until it answers.
+_e2e_launch() {
+  local dir=$E2E_DIR bin=$E2E_CONTAINERD_BIN
+  PATH=$_E2E_LAUNCH_PATH "$bin/containerd" --config "$dir/config.toml" </dev/null >>"$dir/containerd.log" 2>&1 &
   local pid=$!
   # Out of the job table, so that a caller's bare `wait` does not wait for containerd.
   disown "$pid"
@@ -188,6 +198,24 @@ e2e_start() {
   _e2e_error "containerd did not answer on $E2E_ADDRESS within 20 s; its log is $dir/containerd.log"
   e2e_stop
   return 1
+}
+
+# Stops the private containerd as systemd does (SIGTERM), while its shims and containers
+# keep running, and starts it again on the same directories.
+e2e_restart() {
+  local pid
+  pid=$(cat "$E2E_DIR/containerd.pid") || return 1
+  kill -TERM "$pid" || return 1
+  local deadline=$((SECONDS + 20))
+  while _e2e_alive "$pid"; do
+    if [ $SECONDS -ge $deadline ]; then
+      _e2e_error "containerd $pid did not exit within 20 s of SIGTERM"
+      return 1
+    fi
+    sleep 0.1
+  done
+  rm -f "$E2E_DIR/containerd.pid"
+  _e2e_launch
 }
 
 # ctr of 2.x prints every deprecation containerd knows of at each call (on this machine:

@@ -353,6 +353,33 @@ printf 'mdoe = "monitor"\n' > "$work/broken.toml"
 out=$(run --runtime-config-path "$work/broken.toml" "$E2E_IMAGE" broken1 true 2>&1)
 check "a broken configuration fails Create naming its file and place" contains "$out" "$work/broken.toml:1:1: unknown field \`mdoe\`"
 
+shim_of() { pgrep -f "containerd-shim-execguard-v2 -namespace $E2E_NAMESPACE -id $1 " || true; }
+echo "== containerd restarted under a running container"
+ectr run -d --runtime io.containerd.execguard.v2 "$E2E_IMAGE" restart1 sh -c 'trap "exit 0" TERM; while true; do sleep 0.2; done' >/dev/null
+nc_in() { ectr task exec --exec-id "n$RANDOM" "$1" sh -c "nc -w1 192.0.2.1 $2; echo nc=\$?" 2>&1; }
+check "nc is refused before the restart" contains "$(nc_in restart1 9)" "nc=126"
+e2e_restart
+containerd_answers() { ectr version >/dev/null 2>&1; }
+check "containerd is back" containerd_answers
+check "the shim still supervises: nc refused after it" contains "$(nc_in restart1 10)" "nc=126"
+check "ls still runs" contains "$(ectr task exec --exec-id ls1 restart1 sh -c 'ls / >/dev/null && echo ls=ok' 2>&1)" "ls=ok"
+ectr events > "$work/restart-events.txt" 2>&1 &
+events_pid=$!
+sleep 0.5
+nc_in restart1 11 >/dev/null
+for _ in $(seq 80); do grep -q '192.0.2.1 11' "$work/restart-events.txt" && break; sleep 0.1; done
+check "and its alerts reach the new containerd's event stream" grep -q '"execguard.dev/command-line":"nc -w1 192.0.2.1 11"' "$work/restart-events.txt"
+kill "$events_pid" 2>/dev/null
+wait "$events_pid" 2>/dev/null
+ectr task kill -s TERM restart1
+for _ in $(seq 50); do [[ $(ectr task ls 2>&1 | grep restart1) == *STOPPED* ]] && break; sleep 0.1; done
+check "kill works" contains "$(ectr task ls 2>&1 | grep restart1)" "STOPPED"
+ectr task delete restart1 >/dev/null 2>&1
+ectr container delete restart1
+check "delete works" lacks "$(ectr container ls -q 2>&1)" "restart1"
+for _ in $(seq 50); do [ -z "$(shim_of restart1)" ] && break; sleep 0.1; done
+check "and the shim exits" test -z "$(shim_of restart1)"
+
 echo "== the runc shim killed under a running container"
 ectr run -d --runtime io.containerd.execguard.v2 "$E2E_IMAGE" runckill1 sh -c 'trap "exit 0" TERM; while true; do sleep 0.2; done' >/dev/null
 container_pid=$(ectr task ls 2>&1 | awk '$1 == "runckill1" {print $2}')
@@ -367,7 +394,6 @@ check "its processes are gone" gone "$container_pid"
 ectr task delete runckill1 >/dev/null 2>&1
 check "delete works" lacks "$(ectr task ls 2>&1)" "runckill1"
 ectr container delete runckill1
-shim_of() { pgrep -f "containerd-shim-execguard-v2 -namespace $E2E_NAMESPACE -id $1 " || true; }
 for _ in $(seq 50); do [ -z "$(shim_of runckill1)" ] && break; sleep 0.1; done
 check "the execguard shim exits" test -z "$(shim_of runckill1)"
 check "its root file system is unmounted" lacks "$(cat /proc/mounts)" "/runckill1/rootfs"
@@ -433,7 +459,7 @@ check "no agent socket is left" test -z "$(ls /run/execguard/*.sock 2>/dev/null)
 check "no metrics file is left" test -z "$(ls /run/execguard/metrics/*.prom 2>/dev/null)"
 leftover_sockets() {
   local id
-  for id in enforce1 top1 memfd1 race1 serve1 uring1 uring2 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 chroot1 chroot2 configpath1 reload1 sinks1 broken1 runckill1 lost1 metrics1; do
+  for id in enforce1 top1 memfd1 race1 serve1 uring1 uring2 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 chroot1 chroot2 configpath1 reload1 sinks1 broken1 restart1 runckill1 lost1 metrics1; do
     for socket in $(e2e_shim_sockets "$E2E_NAMESPACE" "$id"); do
       [ -e "$socket" ] && echo "$socket ($id)"
     done
