@@ -58,3 +58,68 @@ impl Sink for LogSink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    /// Keeps each event's fields as (name, value) and its level.
+    #[derive(Clone, Default)]
+    struct Fields(Arc<Mutex<Vec<(tracing::Level, Vec<(String, String)>)>>>);
+
+    struct Collect(Vec<(String, String)>);
+
+    impl Visit for Collect {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.push((field.name().to_string(), format!("{value:?}")));
+        }
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0.push((field.name().to_string(), value.to_string()));
+        }
+    }
+
+    impl Subscriber for Fields {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut fields = Collect(Vec::new());
+            event.record(&mut fields);
+            self.0.lock().unwrap().push((*event.metadata().level(), fields.0));
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    #[test]
+    fn a_record_is_logged_with_its_fields_as_fields() {
+        let record = serde_json::json!({
+            "event": {"action": "exec-blocked", "id": "e1"},
+            "decision": "block",
+            "rule": {"id": "datadog.netcat_shell"},
+            "reason": "netcat was started as a listener",
+            "process": {"executable": "/usr/bin/nc.openbsd", "args": ["nc", "-lp", "4444"], "pid": 7},
+            "container": {"id": "c1"},
+        });
+        let seen = Fields::default();
+        tracing::subscriber::with_default(seen.clone(), || LogSink.write(&record).unwrap());
+        let events = seen.0.lock().unwrap();
+        let (level, fields) = &events[0];
+        assert_eq!(*level, tracing::Level::WARN, "a block is a warning");
+        let field = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        assert_eq!(field("rule.id"), Some("datadog.netcat_shell"));
+        assert_eq!(field("process.command_line"), Some("nc -lp 4444"));
+        assert_eq!(field("container.id"), Some("c1"));
+        assert_eq!(field("process.pid"), Some("7"));
+        assert_eq!(field("message"), Some("netcat was started as a listener"));
+    }
+}

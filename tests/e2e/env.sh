@@ -817,7 +817,8 @@ _e2e_image_tar() {
   local name=$1 kind=$2 cache key
   cache=${E2E_IMAGE_CACHE:-$(_e2e_repo)/target/e2e}
   key=$({
-    cat "${BASH_SOURCE[0]}" "$(_e2e_repo)"/tests/e2e/programs/*.c "$(_e2e_repo)/cli/tests/programs/exec_race.c" "$(_e2e_repo)/cli/tests/programs/io_uring.c"
+    cat "${BASH_SOURCE[0]}" "$(_e2e_repo)"/tests/e2e/programs/*.c "$(_e2e_repo)/cli/tests/programs/exec_race.c" "$(_e2e_repo)/cli/tests/programs/io_uring.c" \
+      "$(_e2e_repo)/cli/tests/programs/stall_exec.c"
     echo "$name $kind $_E2E_SANDBOX_IMAGE"
     dpkg-query -W busybox-static dash netcat-openbsd nmap socat libc6
   } | sha256sum)
@@ -873,6 +874,8 @@ _e2e_rootfs_tools() {
   # The exec race of the supervisor's tests, for the socket gate in a container.
   gcc -static -O2 -pthread -o "$root/usr/bin/exec_race" "$(_e2e_repo)/cli/tests/programs/exec_race.c" || return 1
   gcc -static -O2 -o "$root/usr/bin/io_uring" "$(_e2e_repo)/cli/tests/programs/io_uring.c" || return 1
+  # An exec whose argument the supervisor cannot read before the deadline.
+  gcc -static -O2 -pthread -o "$root/usr/bin/stall_exec" "$(_e2e_repo)/cli/tests/programs/stall_exec.c" || return 1
   cp -a /usr/share/nmap "$root/usr/share/" || return 1
 
   local program lib

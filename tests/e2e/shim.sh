@@ -282,7 +282,8 @@ echo "== alert sinks, and config.toml applied to a running pod"
 ectr events > "$work/events.txt" 2>&1 &
 events_pid=$!
 printf 'repeat_window_secs = 0\n[alerts]\nfile = "%s"\n' "$work/sinks-a.jsonl" > "$work/sinks.toml"
-ectr run -d --runtime io.containerd.execguard.v2 --runtime-config-path "$work/sinks.toml" "$E2E_IMAGE" sinks1 \
+# CAP_SYS_PTRACE: stall_exec's userfaultfd, below.
+ectr run -d --cap-add CAP_SYS_PTRACE --runtime io.containerd.execguard.v2 --runtime-config-path "$work/sinks.toml" "$E2E_IMAGE" sinks1 \
   sh -c 'trap "exit 0" TERM; while true; do sleep 0.2; done' >/dev/null
 nc_in_sinks1() { ectr task exec --exec-id "n$RANDOM" sinks1 sh -c "nc -w1 192.0.2.1 $1; echo nc=\$?" 2>&1; }
 check "nc is blocked" contains "$(nc_in_sinks1 9)" "nc=126"
@@ -344,6 +345,14 @@ check "nor keep the other HTTP sink from getting every record" test "$(grep -c '
 check "nor the file" test "$(grep -c '"192.0.2.1","4[0-9]"' "$work/sinks-b.jsonl")" -eq 10
 kill "$receiver_pid" 2>/dev/null
 wait "$receiver_pid" 2>/dev/null
+# The deadline and the fail action: an exec whose argument cannot be read for 1.5 s.
+stall_in_sinks1() { ectr task exec --exec-id "s$RANDOM" sinks1 sh -c 'stall_exec 1500 /bin/echo echo stalled; echo rc=$?' 2>&1; }
+printf 'deadline_ms = 300\nfail = "closed"\n' > "$work/sinks.toml"
+sleep 3
+check "a changed deadline and fail action apply to the running pod (closed)" contains "$(stall_in_sinks1)" $'exec failed: Operation not permitted\nrc=126'
+printf 'deadline_ms = 300\nfail = "open"\n' > "$work/sinks.toml"
+sleep 3
+check "and again (open)" contains "$(stall_in_sinks1)" $'stalled\nrc=0'
 ectr task kill -s KILL sinks1 >/dev/null 2>&1
 for _ in $(seq 50); do [[ $(ectr task ls 2>&1 | grep sinks1) == *STOPPED* ]] && break; sleep 0.1; done
 ectr task delete sinks1 >/dev/null 2>&1
