@@ -67,9 +67,11 @@ mod tests {
     use tracing::span::{Attributes, Id, Record};
     use tracing::{Event, Metadata, Subscriber};
 
+    type Logged = Vec<(tracing::Level, Vec<(String, String)>)>;
+
     /// Keeps each event's fields as (name, value) and its level.
     #[derive(Clone, Default)]
-    struct Fields(Arc<Mutex<Vec<(tracing::Level, Vec<(String, String)>)>>>);
+    struct Fields(Arc<Mutex<Logged>>);
 
     struct Collect(Vec<(String, String)>);
 
