@@ -209,9 +209,14 @@ impl Policy {
 
     /// Reads and compiles a policy file.
     pub fn load(path: &std::path::Path) -> Result<Policy, PolicyErrors> {
+        Policy::load_with_text(path).map(|(policy, _)| policy)
+    }
+
+    /// [`Policy::load`], also returning the text it compiled (to keep a copy of it).
+    pub fn load_with_text(path: &std::path::Path) -> Result<(Policy, String), PolicyErrors> {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| PolicyErrors::io(&origin, &e))?;
-        Policy::parse(&text, &origin)
+        Policy::parse(&text, &origin).map(|policy| (policy, text))
     }
 
     /// The embedded default policy. Its validity is checked by the test suite, so an error

@@ -9,6 +9,8 @@
 //! ```toml
 //! policy = "/etc/execguard/policy.toml"   # default: the embedded default policy
 //! mode = "monitor"                         # off | monitor | enforce; default: the policy's
+//! policy_fallback = "refuse"              # a policy file missing, unreadable or broken at
+//!                                          # Create: refuse | last-good | embedded
 //! policy_dir = "/etc/execguard/policies"   # NAME.toml files for execguard.dev/policy
 //! overrides = "tighten"                    # what pod annotations may do: none | tighten | any
 //! deadline_ms = 2000
@@ -52,6 +54,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use execguard_policy::{Mode, Policy, PolicyErrors};
+
+use crate::last_good;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -85,6 +89,19 @@ impl std::str::FromStr for ContainerMode {
             _ => Err(format!("unknown mode {text:?}: use \"off\", \"monitor\" or \"enforce\"")),
         }
     }
+}
+
+/// What a new container gets when its policy file is missing, unreadable or broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyFallback {
+    /// Its Create fails with the policy's errors: nothing runs under a policy nobody chose.
+    #[default]
+    Refuse,
+    /// The last version of the same file that compiled on this node (`last_good`).
+    LastGood,
+    /// The embedded default policy.
+    Embedded,
 }
 
 /// What pod annotations may change.
@@ -182,6 +199,7 @@ impl Default for Delegate {
 #[serde(deny_unknown_fields, default)]
 pub struct ShimConfig {
     pub policy: Option<PathBuf>,
+    pub policy_fallback: PolicyFallback,
     pub mode: Option<ContainerMode>,
     pub policy_dir: Option<PathBuf>,
     pub overrides: Overrides,
@@ -198,6 +216,7 @@ impl Default for ShimConfig {
     fn default() -> Self {
         ShimConfig {
             policy: None,
+            policy_fallback: PolicyFallback::Refuse,
             mode: None,
             policy_dir: None,
             overrides: Overrides::Tighten,
@@ -297,10 +316,40 @@ impl ShimConfig {
     /// The policy file the configuration names, or the embedded one.
     pub fn base_policy(&self) -> Result<Policy, ConfigError> {
         match &self.policy {
-            Some(path) => Policy::load(path),
-            None => Policy::embedded(),
+            Some(path) => self.load_policy(path),
+            None => Policy::embedded().map_err(ConfigError::Policy),
         }
-        .map_err(ConfigError::Policy)
+    }
+
+    /// Loads a policy file for a new container; one that is missing, unreadable or broken
+    /// gets `policy_fallback`. A good one is kept as the file's last good copy.
+    pub fn load_policy(&self, path: &Path) -> Result<Policy, ConfigError> {
+        let origin = path.display().to_string();
+        let errors = match Policy::load_with_text(path) {
+            Ok((policy, text)) => {
+                last_good::remember(Path::new(last_good::DIR), path, &text);
+                return Ok(policy);
+            }
+            Err(errors) => errors,
+        };
+        let one_line = errors.to_string().replace('\n', "; ");
+        match self.policy_fallback {
+            PolicyFallback::Refuse => Err(ConfigError::Policy(errors)),
+            PolicyFallback::Embedded => {
+                tracing::warn!(policy = %origin, "unusable policy, the embedded default policy applies (policy_fallback = \"embedded\"): {one_line}");
+                Policy::embedded().map_err(ConfigError::Policy)
+            }
+            PolicyFallback::LastGood => match last_good::recall(Path::new(last_good::DIR), path) {
+                Some(policy) => {
+                    tracing::warn!(policy = %origin, "unusable policy, its last good copy applies (policy_fallback = \"last-good\"): {one_line}");
+                    Ok(policy)
+                }
+                None => Err(ConfigError::Invalid {
+                    path: origin,
+                    message: format!("{one_line} (policy_fallback = \"last-good\", but no good copy of it was ever loaded on this node)"),
+                }),
+            },
+        }
     }
 
     /// What a container with these annotations runs under: `None` for mode off, else the

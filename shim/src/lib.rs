@@ -21,6 +21,7 @@ pub mod alerting;
 pub mod cleanup;
 pub mod config;
 pub mod delegate;
+pub mod last_good;
 pub mod launch;
 pub mod metrics;
 pub mod reload;

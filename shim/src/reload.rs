@@ -10,7 +10,7 @@
 //! through a symlink swap that inotify watches on the file miss, and a stat every two
 //! seconds per policy file costs nothing measurable.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -19,6 +19,7 @@ use execguard_policy::{Mode, Policy};
 use execguard_supervisor::PolicySlot;
 
 use crate::config::ShimConfig;
+use crate::last_good;
 
 /// Applies a changed configuration to the running pod, or says why it cannot.
 pub type ApplyConfig = Box<dyn Fn(&ShimConfig) -> Result<(), String> + Send + Sync>;
@@ -127,8 +128,9 @@ impl Reloader {
                 entry.seen = now;
             }
             let path = watched.path.display();
-            match Policy::load(&watched.path) {
-                Ok(policy) => {
+            match Policy::load_with_text(&watched.path) {
+                Ok((policy, text)) => {
+                    last_good::remember(Path::new(last_good::DIR), &watched.path, &text);
                     let policy = policy.with_mode(watched.mode);
                     tracing::info!(policy = %path, mode = %policy.mode(), rules = policy.rule_count(), "policy reloaded");
                     watched.slot.set(policy);

@@ -37,7 +37,6 @@ const AGENT_DIR: &str = "/run/execguard";
 /// What the shim runs for all containers of its pod.
 struct Supervision {
     supervisor: Arc<Supervisor>,
-    reloader: Arc<Reloader>,
     /// Alerts are delivered by threads of their own; they live as long as the shim.
     _dispatcher: alerts::Dispatcher,
     /// The pod's metrics file, removed when the shim exits.
@@ -66,6 +65,8 @@ pub struct ExecguardTask {
     /// The runc shim's client and its socket address.
     delegate: OnceCell<(TaskClient, String)>,
     supervision: OnceCell<Supervision>,
+    /// Watches the policy files in use and the configuration.
+    reloader: Arc<Reloader>,
     /// containerd's event stream, for the alert sink that publishes on it.
     publisher: Arc<RemotePublisher>,
     state: Arc<Mutex<State>>,
@@ -193,6 +194,7 @@ impl ExecguardTask {
             flags,
             delegate: OnceCell::new(),
             supervision: OnceCell::new(),
+            reloader: Arc::default(),
             publisher: Arc::new(publisher),
             state: Arc::default(),
             runc_shim_gone: Arc::new(tokio::sync::watch::Sender::new(false)),
@@ -306,18 +308,13 @@ impl ExecguardTask {
             ..execguard_supervisor::Config::default()
         };
         let supervisor = Supervisor::new(supervisor_config, sender.clone()).map_err(|e| e.to_string())?;
-        let reloader = Arc::new(Reloader::default());
         // Two Creates at once: the second's supervisor is dropped unused.
-        let supervision = Supervision {
-            supervisor: supervisor.clone(),
-            reloader: reloader.clone(),
-            _dispatcher: dispatcher,
-            metrics_file: Default::default(),
-        };
+        let supervision =
+            Supervision { supervisor: supervisor.clone(), _dispatcher: dispatcher, metrics_file: Default::default() };
         if self.supervision.set(supervision).is_ok() {
             let (publisher, namespace) = (self.publisher.clone(), self.flags.namespace.clone());
             let runtime = tokio::runtime::Handle::current();
-            reloader.watch_config(
+            self.reloader.watch_config(
                 explicit.map(Path::to_path_buf),
                 Box::new(move |config: &ShimConfig| {
                     let events = EventsSink::new(publisher.clone(), &namespace, runtime.clone());
@@ -328,7 +325,7 @@ impl ExecguardTask {
                     Ok(())
                 }),
             );
-            tokio::spawn(reloader.run());
+            tokio::spawn(self.reloader.clone().run());
             if let Some(supervision) = self.supervision.get() {
                 self.start_metrics(supervision, config, pod);
             }
@@ -352,23 +349,18 @@ impl ExecguardTask {
         }
     }
 
-    fn policy_slot(
-        &self,
-        config: &ShimConfig,
-        selection: &Selection,
-        reloader: &Reloader,
-    ) -> Result<Arc<PolicySlot>, String> {
+    fn policy_slot(&self, config: &ShimConfig, selection: &Selection) -> Result<Arc<PolicySlot>, String> {
         if let Some(slot) = self.state().policies.get(selection) {
             return Ok(slot.clone());
         }
         let policy = match &selection.policy {
-            Some(path) => execguard_policy::Policy::load(path).map_err(|errors| errors.to_string()),
+            Some(path) => config.load_policy(path).map_err(|error| error.to_string()),
             None => config.base_policy().map_err(|error| error.to_string()),
         }?;
         let policy = policy.with_mode(selection.mode);
         let slot = PolicySlot::new(policy);
         if let Some(file) = selection.policy.clone().or_else(|| config.policy.clone()) {
-            reloader.watch(file, selection.mode, slot.clone());
+            self.reloader.watch(file, selection.mode, slot.clone());
         }
         self.state().policies.insert(selection.clone(), slot.clone());
         Ok(slot)
@@ -420,9 +412,9 @@ impl ExecguardTask {
             sandbox: text("io.kubernetes.cri.sandbox-id").unwrap_or_else(|| req.id.clone()),
             pod: text("io.kubernetes.cri.sandbox-namespace").zip(text("io.kubernetes.cri.sandbox-name")),
         };
-        let supervision = self.supervision(config, explicit, &pod)?;
-        let supervisor = supervision.supervisor.clone();
-        let slot = self.policy_slot(config, &selection, &supervision.reloader)?;
+        // The policy first: a container refused for it must not leave a supervisor behind.
+        let slot = self.policy_slot(config, &selection)?;
+        let supervisor = self.supervision(config, explicit, &pod)?.supervisor.clone();
         let path = agent_path(&self.flags.namespace, &req.id);
         // Enforce mode also guards each process's first network socket (seccomp::Gate).
         let enforce = slot.get().mode() == execguard_policy::Mode::Enforce;

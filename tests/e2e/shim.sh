@@ -256,6 +256,26 @@ out=$(run --runtime-config-path "$work/other.toml" "$E2E_IMAGE" configpath1 sh -
 check "ConfigPath's file applies" contains "$(cat "$work/other-alerts.jsonl" 2>/dev/null)" '"id":"configpath1"'
 check "and its [delegate] runc shim runs the container" contains "$(cat "$work/delegate.log" 2>/dev/null)" "-id configpath1 -address"
 
+echo "== a policy file missing, unreadable or broken at Create (policy_fallback)"
+cp config/policy.toml "$work/fb-policy.toml"
+fallback_config() { printf 'policy = "%s"\n%s\n[alerts]\nfile = "%s"\n' "$work/fb-policy.toml" "$1" "$alerts" > "$work/fb.toml"; }
+fallback_config ''
+run --runtime-config-path "$work/fb.toml" "$E2E_IMAGE" fallback0 true >/dev/null 2>&1
+echo 'this is not = [a policy' >> "$work/fb-policy.toml"
+out=$(run --runtime-config-path "$work/fb.toml" "$E2E_IMAGE" fallback1 true 2>&1)
+check "by default the container is refused, naming the file and the place" contains "$out" "$work/fb-policy.toml:"
+fallback_config 'policy_fallback = "last-good"'
+out=$(run --runtime-config-path "$work/fb.toml" "$E2E_IMAGE" fallback2 sh -c "$tools" 2>&1)
+check "last-good: the last version that compiled applies" contains "$out" "nc=126"
+check "and the log says so" grep -qa "its last good copy applies" "$E2E_DIR/containerd.log"
+rm "$work/fb-policy.toml"
+fallback_config 'policy_fallback = "embedded"'
+out=$(run --runtime-config-path "$work/fb.toml" "$E2E_IMAGE" fallback3 sh -c "$tools" 2>&1)
+check "embedded: a missing file gets the embedded policy" contains "$out" "nc=126"
+check "and the log says so" grep -qa "the embedded default policy applies" "$E2E_DIR/containerd.log"
+copy=$(printf '%s' "$work/fb-policy.toml" | sha256sum)
+rm -f "/run/execguard/last-good/${copy:0:32}.toml"
+
 echo "== policy hot reload"
 cp config/policy.toml "$work/live-policy.toml"
 printf 'policy = "%s"\n[alerts]\nfile = "%s"\n' "$work/live-policy.toml" "$work/live-alerts.jsonl" > "$work/live.toml"
@@ -468,7 +488,7 @@ check "no agent socket is left" test -z "$(ls /run/execguard/*.sock 2>/dev/null)
 check "no metrics file is left" test -z "$(ls /run/execguard/metrics/*.prom 2>/dev/null)"
 leftover_sockets() {
   local id
-  for id in enforce1 top1 memfd1 race1 serve1 uring1 uring2 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 chroot1 chroot2 configpath1 reload1 sinks1 broken1 restart1 runckill1 lost1 metrics1; do
+  for id in enforce1 top1 memfd1 race1 serve1 uring1 uring2 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 chroot1 chroot2 configpath1 reload1 sinks1 broken1 fallback0 fallback1 fallback2 fallback3 restart1 runckill1 lost1 metrics1; do
     for socket in $(e2e_shim_sockets "$E2E_NAMESPACE" "$id"); do
       [ -e "$socket" ] && echo "$socket ($id)"
     done
