@@ -383,6 +383,25 @@ out=$(run --runtime-config-path "$work/broken.toml" "$E2E_IMAGE" broken1 true 2>
 check "a broken configuration fails Create naming its file and place" contains "$out" "$work/broken.toml:1:1: unknown field \`mdoe\`"
 
 shim_of() { pgrep -f "containerd-shim-execguard-v2 -namespace $E2E_NAMESPACE -id $1 " || true; }
+echo "== the alert disk full"
+mkdir -p "$work/full"
+mount -t tmpfs -o size=64k tmpfs "$work/full"
+dd if=/dev/zero of="$work/full/filler" bs=4k 2>/dev/null || true
+printf 'repeat_window_secs = 0\n[alerts]\nfile = "%s"\n[metrics]\ntextfile_dir = "%s"\n' "$work/full/alerts.jsonl" "$metrics_dir" > "$work/full.toml"
+ectr run -d --runtime io.containerd.execguard.v2 --runtime-config-path "$work/full.toml" "$E2E_IMAGE" full1 \
+  sh -c 'trap "exit 0" TERM; while true; do sleep 0.2; done' >/dev/null
+out=$(ectr task exec --exec-id full1nc full1 sh -c 'for port in 1 2 3 4 5; do nc -w1 192.0.2.1 $port; echo nc=$?; done' 2>&1)
+check "decisions go on: every nc is refused" test "$(grep -c 'nc=126' <<<"$out")" -eq 5
+failed_file_records() { "$bin_dir/execguard" metrics --dir "$metrics_dir" 2>/dev/null | grep -F 'execguard_alerts_failed_total' | grep -F 'sandbox="full1"' | grep -F 'sink="file"' | awk '{print $NF}'; }
+for _ in $(seq 80); do [ "$(failed_file_records)" = 5 ] && break; sleep 0.1; done
+check "and the records the full disk refused are counted" test "$(failed_file_records)" = 5
+check "and logged" grep -qa "cannot deliver an alert record.*No space left on device" "$E2E_DIR/containerd.log"
+ectr task kill -s KILL full1 >/dev/null 2>&1
+for _ in $(seq 50); do [[ $(ectr task ls 2>&1 | grep full1) == *STOPPED* ]] && break; sleep 0.1; done
+ectr task delete full1 >/dev/null 2>&1
+ectr container delete full1 >/dev/null 2>&1
+umount "$work/full"
+
 echo "== containerd restarted under a running container"
 ectr run -d --runtime io.containerd.execguard.v2 "$E2E_IMAGE" restart1 sh -c 'trap "exit 0" TERM; while true; do sleep 0.2; done' >/dev/null
 nc_in() { ectr task exec --exec-id "n$RANDOM" "$1" sh -c "nc -w1 192.0.2.1 $2; echo nc=\$?" 2>&1; }
@@ -488,7 +507,7 @@ check "no agent socket is left" test -z "$(ls /run/execguard/*.sock 2>/dev/null)
 check "no metrics file is left" test -z "$(ls /run/execguard/metrics/*.prom 2>/dev/null)"
 leftover_sockets() {
   local id
-  for id in enforce1 top1 memfd1 race1 serve1 uring1 uring2 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 chroot1 chroot2 configpath1 reload1 sinks1 broken1 fallback0 fallback1 fallback2 fallback3 restart1 runckill1 lost1 metrics1; do
+  for id in enforce1 top1 memfd1 race1 serve1 uring1 uring2 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 chroot1 chroot2 configpath1 reload1 sinks1 broken1 fallback0 fallback1 fallback2 fallback3 full1 restart1 runckill1 lost1 metrics1; do
     for socket in $(e2e_shim_sockets "$E2E_NAMESPACE" "$id"); do
       [ -e "$socket" ] && echo "$socket ($id)"
     done
