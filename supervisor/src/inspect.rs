@@ -404,6 +404,18 @@ pub fn gate(source: &Source, notification: &Notification, policy: &Policy, confi
     inspected
 }
 
+/// Fault injection for the tests of a panicking inspection (cli/tests/faults.rs): in
+/// debug builds only, an exec of the path that `EXECGUARD_TEST_PANIC_ON_EXEC` names
+/// panics here, as a bug in an inspection would. Release builds have no such path.
+fn panic_on_request(path: &[u8]) {
+    if cfg!(debug_assertions) {
+        let requested = std::env::var_os("EXECGUARD_TEST_PANIC_ON_EXEC");
+        if requested.is_some_and(|requested| requested.as_encoded_bytes() == path) {
+            panic!("EXECGUARD_TEST_PANIC_ON_EXEC: a panic in the inspection of {}", lossy(path));
+        }
+    }
+}
+
 /// The outcome for one notification.
 #[derive(Debug)]
 pub enum Inspected {
@@ -462,6 +474,7 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
         Ok(read) => read,
         Err(unreadable) => return unreadable_exec(pid, scope, unreadable),
     };
+    panic_on_request(&path);
 
     let mut event = ExecEvent::new(lossy(&path), lossy_all(&argv.args));
     event.process.pid = Some(pid);

@@ -43,6 +43,7 @@ pub mod walk;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::AsFd;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -100,9 +101,12 @@ impl Default for Config {
 /// How long a receiver may be busy with one notification before the other filters get a
 /// new one. An ordinary inspection takes tens of microseconds and a complete one (an
 /// alert, ancestors read from /proc) under a millisecond: a receiver still busy after
-/// 50 ms waits on something the process controls, or on a starved node, where an extra
-/// thread for a while does no harm.
-pub const STALL_AFTER: Duration = Duration::from_millis(50);
+/// 10 ms waits on something the process controls, or on a starved node, where an extra
+/// thread for a while does no harm. Short, because execs queued in the kernel behind
+/// processes that stall wait one STALL_AFTER (and a watchdog tick) per stalled one until
+/// the bound below is reached: at most about 16 x 15 ms = 0.25 s, then the pod's execs
+/// are answered without inspection.
+pub const STALL_AFTER: Duration = Duration::from_millis(10);
 
 /// Retired receivers still blocked in a stalled inspection, at most. Each is a thread;
 /// the bound keeps processes that stall on purpose from growing the supervisor without
@@ -124,6 +128,8 @@ struct Pending {
     /// The mode of the filter's policy, for the alert.
     mode: Mode,
     answered: Arc<AtomicBool>,
+    /// Set while a receiver inspects it (cleared when the inspection returns or panics).
+    inspecting: Arc<AtomicBool>,
     scope: Arc<Scope>,
 }
 
@@ -234,7 +240,7 @@ impl Supervisor {
             let mut received_before = 0;
             while let Some(supervisor) = weak.upgrade() {
                 let deadline = supervisor.config().deadline;
-                let busy_tick = (deadline / 4).min(STALL_AFTER / 2).max(Duration::from_millis(5));
+                let busy_tick = (deadline / 4).min(STALL_AFTER / 2).max(Duration::from_millis(2));
                 let quiet_tick = (deadline / 4).clamp(busy_tick, Duration::from_millis(250));
                 let now = Instant::now();
                 supervisor.expire(now);
@@ -305,6 +311,9 @@ impl Supervisor {
             Ok(notification) => match notification.kind() {
                 Kind::RootChange => root_change(&filter, &notification),
                 Kind::IoUring => self.refuse_io_uring(&filter, &notification),
+                kind @ (Kind::Exec | Kind::NetworkSocket) if self.overloaded() => {
+                    self.answer_uninspected(&filter, &notification, kind)
+                }
                 kind @ (Kind::Exec | Kind::NetworkSocket) => self.handle(&filter, notification, kind),
             },
             // Withdrawn between epoll and RECV (a signal, an exit): nothing to answer.
@@ -315,6 +324,38 @@ impl Supervisor {
             }
         }
         receiver.busy_since.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether every receiver it may keep is stuck in a stalled inspection: the one serving
+    /// now must not read a process's memory, or it could be stuck as well.
+    fn overloaded(&self) -> bool {
+        self.stalled_receivers.load(Ordering::Relaxed) >= MAX_STALLED_RECEIVERS
+    }
+
+    /// Answers a notification with the fail action without inspecting it: the wait it would
+    /// otherwise have, behind stalled inspections, has no bound (THREAT_MODEL.md, gap 4).
+    fn answer_uninspected(&self, filter: &Filter, notification: &Notification, kind: Kind) {
+        let received = Instant::now();
+        let fail_action = self.config().fail_action;
+        let (action, outcome) = match fail_action {
+            FailAction::Open => (Action::Alert, "allowed (fail-open)"),
+            FailAction::Closed => (Action::Block, "blocked (fail-closed)"),
+        };
+        if !answer(&filter.fd, notification.id, action) {
+            return;
+        }
+        self.metrics.fail_action(FailCause::Overload);
+        self.count(kind, action, None, received);
+        let mut event = ExecEvent::new(String::new(), Vec::new());
+        event.process.pid = Some(notification.pid);
+        event.container = filter.scope.container.clone();
+        event.orchestrator = filter.scope.orchestrator.clone();
+        let reason = format!(
+            "not inspected: every receiver ({MAX_STALLED_RECEIVERS}) is stuck in an inspection that processes of this \
+             pod stall: {outcome}"
+        );
+        let record = Box::new(DecisionRecord { decision: action, rule: None, reason });
+        self.report(Box::new(event), record, filter.policy.get().mode(), EventAction::ExecUndecided);
     }
 
     /// Stops serving the filter registered as `token`.
@@ -345,7 +386,7 @@ impl Supervisor {
             if first_report {
                 tracing::error!(
                     stalled = MAX_STALLED_RECEIVERS,
-                    "every receiver is stuck in a stalled inspection: new execs wait until one returns"
+                    "the receiver that answers without inspection is stuck too"
                 );
             }
             return;
@@ -358,9 +399,15 @@ impl Supervisor {
             return;
         }
         current.retired.store(true, Ordering::Release);
-        self.stalled_receivers.fetch_add(1, Ordering::Relaxed);
+        let stalled = self.stalled_receivers.fetch_add(1, Ordering::Relaxed) + 1;
         *current = fresh;
         tracing::warn!(busy_for = ?busy_for, "an inspection is stuck (a process may be stalling reads of its memory): a new receiver serves the other execs");
+        if stalled == MAX_STALLED_RECEIVERS {
+            tracing::error!(
+                stalled,
+                "every receiver is stuck in a stalled inspection: new execs get the fail action without inspection until one returns, and the stalling processes are killed at their deadline (fail-closed)"
+            );
+        }
     }
 
     /// Decides an exec, or a network socket of the gate, and answers it.
@@ -371,6 +418,15 @@ impl Supervisor {
         let container = filter.container();
         let _span = tracing::debug_span!("exec", container, pid = notification.pid, id = notification.id).entered();
         let answered = Arc::new(AtomicBool::new(false));
+        let inspecting = Arc::new(AtomicBool::new(true));
+        /// Clears `inspecting` however the inspection ends.
+        struct Inspecting(Arc<AtomicBool>);
+        impl Drop for Inspecting {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _inspecting = Inspecting(inspecting.clone());
         lock(&self.pending).push(Pending {
             fd: filter.fd.clone(),
             id: notification.id,
@@ -379,6 +435,7 @@ impl Supervisor {
             allowed: config.deadline,
             mode: policy.mode(),
             answered: answered.clone(),
+            inspecting,
             scope: filter.scope.clone(),
         });
         let source = Source {
@@ -474,14 +531,30 @@ impl Supervisor {
                 continue;
             }
             let fail_action = self.config().fail_action;
-            let (action, outcome) = match fail_action {
-                FailAction::Open => (Action::Alert, "allowed (fail-open)"),
-                FailAction::Closed => (Action::Block, "blocked (fail-closed)"),
+            // Its inspection still waits, far past STALL_AFTER, on memory the process does
+            // not let it read: only the process's end ends that read and gives the pod its
+            // receiver back, and a refusal alone would let the process keep it as long as
+            // it likes. Fail-closed kills it; fail-open lets it run, as it lets its exec.
+            // (A pid the kernel gave us, still stopped in the syscall; 0, a task outside
+            // our pid namespace, would be our own group.)
+            let kill_it = fail_action == FailAction::Closed && late.inspecting.load(Ordering::Acquire);
+            let (action, outcome) = match (fail_action, kill_it) {
+                (FailAction::Open, _) => (Action::Alert, "allowed (fail-open)"),
+                (FailAction::Closed, false) => (Action::Block, "blocked (fail-closed)"),
+                (FailAction::Closed, true) => {
+                    (Action::Block, "blocked, and the process killed: its inspection is stalled (fail-closed)")
+                }
             };
             tracing::warn!(pid = late.pid, deadline = ?late.allowed, "no decision in time: {outcome}");
             self.metrics.fail_action(FailCause::Deadline);
             self.metrics.decided(action, None, late.allowed + now.saturating_duration_since(late.deadline));
-            if answer(&late.fd, late.id, action) {
+            // Killed first: answered first, the process could act on the refusal (and even
+            // exit and let its pid be reused) before the signal. Killed, it withdraws the
+            // notification, and the answer usually finds nothing to answer.
+            let killed = kill_it
+                && i32::try_from(late.pid)
+                    .is_ok_and(|pid| pid >= 1 && kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok());
+            if answer(&late.fd, late.id, action) || killed {
                 let mut event = ExecEvent::new(String::new(), Vec::new());
                 event.process.pid = Some(late.pid);
                 event.container = late.scope.container.clone();
@@ -528,7 +601,14 @@ fn receive(supervisor: &Weak<Supervisor>, epoll: &Epoll, receiver: &Receiver) {
             }
             let Some(supervisor) = supervisor.upgrade() else { return };
             if flags.contains(EpollFlags::EPOLLIN) {
-                supervisor.receive_one(token, receiver);
+                // A bug in an inspection must not end the receiver, which serves every
+                // container of the pod: the notification it was on is still registered
+                // with the watchdog, which answers it with the fail action at its deadline.
+                let served = std::panic::catch_unwind(AssertUnwindSafe(|| supervisor.receive_one(token, receiver)));
+                if served.is_err() {
+                    receiver.busy_since.store(0, Ordering::Relaxed);
+                    tracing::error!("an inspection panicked (a bug: please report it); its exec gets the fail action at its deadline");
+                }
             } else {
                 supervisor.end(token);
             }

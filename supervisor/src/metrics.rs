@@ -27,6 +27,8 @@ pub enum FailCause {
     Deadline,
     /// The supervisor could not establish what would run.
     Undecidable,
+    /// Every receiver was stuck in a stalled inspection: answered without one.
+    Overload,
 }
 
 #[derive(Default)]
@@ -39,6 +41,7 @@ pub struct Metrics {
     races: AtomicU64,
     fail_deadline: AtomicU64,
     fail_undecidable: AtomicU64,
+    fail_overload: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_nanos: AtomicU64,
@@ -88,6 +91,7 @@ impl Metrics {
         match cause {
             FailCause::Deadline => &self.fail_deadline,
             FailCause::Undecidable => &self.fail_undecidable,
+            FailCause::Overload => &self.fail_overload,
         }
         .fetch_add(1, Ordering::Relaxed);
     }
@@ -139,6 +143,7 @@ impl Metrics {
             &[
                 (r#"cause="deadline""#.to_string(), load(&self.fail_deadline)),
                 (r#"cause="undecidable""#.to_string(), load(&self.fail_undecidable)),
+                (r#"cause="overload""#.to_string(), load(&self.fail_overload)),
             ],
         );
         // The dispatcher's queue only drops; it writes nothing of its own.
