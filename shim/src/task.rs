@@ -100,6 +100,13 @@ impl RuncShimExit {
     async fn run(self) {
         let containers: Vec<(String, PathBuf)> =
             lock(&self.state).containers.iter().map(|(id, c)| (id.clone(), c.bundle.clone())).collect();
+        if containers.is_empty() {
+            // Its last container was deleted: the usual end, before this shim's own.
+            tracing::debug!(pid = self.pid, "the runc shim exited");
+            remove_socket(&self.address);
+            self.gone.send_replace(true);
+            return;
+        }
         tracing::error!(
             pid = self.pid,
             containers = containers.len(),
@@ -264,6 +271,11 @@ impl ExecguardTask {
     /// What the runc shim's death left for a container, once it is cleaned up; waits for
     /// the cleanup if the runc shim is dying (its connection closed, `error`).
     async fn exited(&self, id: &str, error: ttrpc::Error) -> ttrpc::Result<DeleteResponse> {
+        // An answer from the runc shim (an unknown exec, a stopped process) is its own:
+        // only a lost connection can mean that it died.
+        if matches!(error, ttrpc::Error::RpcStatus(_)) {
+            return Err(error);
+        }
         let mut gone = self.runc_shim_gone.subscribe();
         let settled = tokio::time::timeout(RUNC_SHIM_CLEANUP_TIMEOUT, gone.wait_for(|gone| *gone)).await;
         match self.state().exited.get(id) {

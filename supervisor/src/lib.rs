@@ -546,8 +546,6 @@ impl Supervisor {
                 }
             };
             tracing::warn!(pid = late.pid, deadline = ?late.allowed, "no decision in time: {outcome}");
-            self.metrics.fail_action(FailCause::Deadline);
-            self.metrics.decided(action, None, late.allowed + now.saturating_duration_since(late.deadline));
             // Killed first: answered first, the process could act on the refusal (and even
             // exit and let its pid be reused) before the signal. Killed, it withdraws the
             // notification, and the answer usually finds nothing to answer.
@@ -555,6 +553,10 @@ impl Supervisor {
                 && i32::try_from(late.pid)
                     .is_ok_and(|pid| pid >= 1 && kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok());
             if answer(&late.fd, late.id, action) || killed {
+                // Counted only when it applied: a notification the kernel withdrew is not an
+                // exec (it comes again), as on every other path.
+                self.metrics.fail_action(FailCause::Deadline);
+                self.metrics.decided(action, None, late.allowed + now.saturating_duration_since(late.deadline));
                 let mut event = ExecEvent::new(String::new(), Vec::new());
                 event.process.pid = Some(late.pid);
                 event.container = late.scope.container.clone();
