@@ -40,6 +40,13 @@ containers="enforce1 top1 memfd1 race1 serve1 uring1 uring2 long added1 exit3 of
 # (shim/src/task.rs agent_path: the first 12 bytes of sha256(NAMESPACE/ID), in hex).
 agent_socket() { local hash; hash=$(printf '%s' "$E2E_NAMESPACE/$1" | sha256sum); echo "/run/execguard/${hash:0:24}.sock"; }
 agent_sockets_left() { local id; for id in "$@"; do [ -e "$(agent_socket "$id")" ] && echo "$id"; done; return 0; }
+# remove ID: kills container ID's task, waits until it stopped, deletes it and the container.
+remove() {
+  ectr task kill -s KILL "$1" >/dev/null 2>&1
+  for _ in $(seq 50); do [[ $(ectr task ls 2>&1 | grep "$1") == *STOPPED* ]] && break; sleep 0.1; done
+  ectr task delete "$1" >/dev/null 2>&1
+  ectr container delete "$1" >/dev/null 2>&1
+}
 # alerts_for CONTAINER: the alert records of one container.
 alerts_for() { grep -F "\"id\":\"$1\"" "$alerts" || true; }
 count() { if [ -z "$1" ]; then echo 0; else printf '%s\n' "$1" | wc -l; fi; }
@@ -299,10 +306,7 @@ echo 'this is not = [a policy' >> "$work/live-policy.toml"
 sleep 3
 check "a broken policy is rejected with its place in the log" grep -qa "not reloaded.*live-policy.toml:" "$E2E_DIR/containerd.log"
 check "and the last good policy stays in force" contains "$(nc_in_reload1)" "nc=1"
-ectr task kill -s KILL reload1 >/dev/null 2>&1
-for _ in $(seq 50); do [[ $(ectr task ls 2>&1 | grep reload1) == *STOPPED* ]] && break; sleep 0.1; done
-ectr task delete reload1 >/dev/null 2>&1
-ectr container delete reload1 >/dev/null 2>&1
+remove reload1
 
 echo "== alert sinks, and config.toml applied to a running pod"
 ectr events > "$work/events.txt" 2>&1 &
@@ -380,10 +384,7 @@ check "a changed deadline and fail action apply to the running pod (closed)" con
 printf 'deadline_ms = 300\nfail = "open"\n' > "$work/sinks.toml"
 sleep 3
 check "and again (open)" contains "$(stall_in_sinks1)" $'stalled\nrc=0'
-ectr task kill -s KILL sinks1 >/dev/null 2>&1
-for _ in $(seq 50); do [[ $(ectr task ls 2>&1 | grep sinks1) == *STOPPED* ]] && break; sleep 0.1; done
-ectr task delete sinks1 >/dev/null 2>&1
-ectr container delete sinks1 >/dev/null 2>&1
+remove sinks1
 
 printf 'mdoe = "monitor"\n' > "$work/broken.toml"
 out=$(run --runtime-config-path "$work/broken.toml" "$E2E_IMAGE" broken1 true 2>&1)
@@ -403,10 +404,7 @@ failed_file_records() { "$bin_dir/execguard" metrics --dir "$metrics_dir" 2>/dev
 for _ in $(seq 80); do [ "$(failed_file_records)" = 5 ] && break; sleep 0.1; done
 check "and the records the full disk refused are counted" test "$(failed_file_records)" = 5
 check "and logged" grep -qa "cannot deliver an alert record.*No space left on device" "$E2E_DIR/containerd.log"
-ectr task kill -s KILL full1 >/dev/null 2>&1
-for _ in $(seq 50); do [[ $(ectr task ls 2>&1 | grep full1) == *STOPPED* ]] && break; sleep 0.1; done
-ectr task delete full1 >/dev/null 2>&1
-ectr container delete full1 >/dev/null 2>&1
+remove full1
 umount "$work/full"
 
 echo "== containerd restarted under a running container"
@@ -498,10 +496,7 @@ for _ in $(seq 80); do [ "$(written_to_file)" = 1 ] && break; sleep 0.1; done
 check "and the block's record, written by the file sink" test "$(written_to_file)" = 1
 check "and four decisions in the latency histogram" test "$(sample 'execguard_decision_duration_seconds_count')" = 4
 check "the metrics are in Prometheus text format" contains "$(metrics_text)" "# TYPE execguard_decision_duration_seconds histogram"
-ectr task kill -s KILL metrics1 >/dev/null 2>&1
-for _ in $(seq 50); do [[ $(ectr task ls 2>&1 | grep metrics1) == *STOPPED* ]] && break; sleep 0.1; done
-ectr task delete metrics1 >/dev/null 2>&1
-ectr container delete metrics1 >/dev/null 2>&1
+remove metrics1
 for _ in $(seq 50); do [ -z "$(ls "$metrics_dir")" ] && break; sleep 0.1; done
 check "the pod's metrics file goes with its shim" test -z "$(ls "$metrics_dir")"
 
