@@ -865,10 +865,11 @@ _e2e_rootfs_tools() {
 
   cp /usr/bin/nc.openbsd /usr/bin/nmap /usr/bin/socat "$root/usr/bin/" || return 1
   ln -s nc.openbsd "$root/usr/bin/nc"
-  # execveat for the seccomp profile tests, fileless execution, and the exec storm of
-  # scripts/reliability; static, so that they need no library of their own.
+  # execveat for the seccomp profile tests, fileless execution, the exec storm of
+  # scripts/reliability and the exec loop, socket() loop and nanosecond clock of
+  # scripts/bench; static, so that they need no library of their own.
   local program
-  for program in fexec memexec execloop; do
+  for program in fexec memexec execloop socketloop clockns; do
     gcc -static -O2 -o "$root/usr/bin/$program" "$(_e2e_repo)/tests/e2e/programs/$program.c" || return 1
   done
   # The exec race of the supervisor's tests, for the socket gate in a container.

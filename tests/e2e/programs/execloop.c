@@ -1,8 +1,9 @@
-/* execloop GO SECONDS OUT PROGRAM [ARGS...]: the exec storm of scripts/reliability. Waits
- * until the file GO exists (so that every container's loop starts at once), then for
- * SECONDS forks and execs PROGRAM as fast as it can, one exec at a time, timing each from
- * fork to reaped exit. Writes what it counted to OUT (through OUT.tmp and a rename, so
- * that a reader never sees half of it) as one line of KEY=VALUE words:
+/* execloop GO LIMIT OUT PROGRAM [ARGS...]: the exec storm of scripts/reliability and the
+ * exec loop of scripts/bench. Waits until the file GO exists (so that every container's
+ * loop starts at once), then forks and execs PROGRAM as fast as it can, one exec at a
+ * time, timing each from fork to reaped exit, for LIMIT: SECONDS (a number), or COUNT
+ * execs (a number followed by x: 2000x). Writes what it counted to OUT (through OUT.tmp
+ * and a rename, so that a reader never sees half of it) as one line of KEY=VALUE words:
  *
  *   execs        execs attempted (forks that reached execve)
  *   failed       of those, the ones that did not run PROGRAM to a clean exit
@@ -12,6 +13,8 @@
  *   over_2s      execs that took longer than 2 s (execguard's default deadline)
  *   slowest_s    the fewest execs completed in one whole second of the run
  *   fastest_s    the most
+ *   p50_us       the median exec, fork to reaped exit
+ *   p99_us       the 99th percentile (nearest rank)
  *
  * then sleeps until it is killed, so that the container and its shim (and the shim's
  * metrics file) stay for the caller to read. Static and exec-free apart from PROGRAM: the
@@ -28,6 +31,11 @@
 
 extern char **environ;
 
+static int by_value(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
 static long long now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -36,13 +44,16 @@ static long long now_ns(void) {
 
 int main(int argc, char **argv) {
     if (argc < 5) {
-        fprintf(stderr, "usage: execloop GO SECONDS OUT PROGRAM [ARGS...]\n");
+        fprintf(stderr, "usage: execloop GO SECONDS|COUNTx OUT PROGRAM [ARGS...]\n");
         return 2;
     }
     const char *go = argv[1], *out = argv[3];
-    long seconds = strtol(argv[2], NULL, 10);
-    if (seconds <= 0) {
-        fprintf(stderr, "execloop: SECONDS must be a positive number, not %s\n", argv[2]);
+    char *unit;
+    long limit = strtol(argv[2], &unit, 10);
+    /* By count, the per-second figures cover the whole seconds the run took. */
+    int by_count = strcmp(unit, "x") == 0;
+    if (limit <= 0 || (*unit != '\0' && !by_count)) {
+        fprintf(stderr, "execloop: LIMIT must be a positive number of seconds or of execs (2000x), not %s\n", argv[2]);
         return 2;
     }
     struct stat st;
@@ -50,16 +61,20 @@ int main(int argc, char **argv) {
     while (stat(go, &st) != 0)
         nanosleep(&poll, NULL);
 
-    /* Execs completed in each second of the run; one more for the exec that ends past it. */
-    long *per_second = calloc(seconds + 1, sizeof(long));
-    if (per_second == NULL) {
+    /* Execs completed in each second of the run (grown as the run goes on, for the exec
+     * that ends past the last second or a count that takes longer), and each exec's
+     * duration. */
+    long slots = by_count ? 1 : limit + 1, durations_cap = by_count ? limit : 4096;
+    long *per_second = calloc(slots, sizeof(long));
+    long long *durations = malloc(durations_cap * sizeof *durations);
+    if (per_second == NULL || durations == NULL) {
         perror("execloop: calloc");
         return 1;
     }
     long long execs = 0, failed = 0, over_2s = 0, max_ns = 0;
     char first_error[64] = "-";
-    long long start = now_ns(), end = start, stop = start + seconds * 1000000000LL;
-    while (end < stop) {
+    long long start = now_ns(), end = start, stop = start + limit * 1000000000LL;
+    while (by_count ? execs < limit : end < stop) {
         long long before = now_ns();
         pid_t child = fork();
         if (child < 0) {
@@ -84,8 +99,26 @@ int main(int argc, char **argv) {
             max_ns = took;
         if (took > 2000000000LL)
             over_2s++;
+        if (execs > durations_cap) {
+            durations_cap *= 2;
+            durations = realloc(durations, durations_cap * sizeof *durations);
+            if (durations == NULL) {
+                perror("execloop: realloc");
+                return 1;
+            }
+        }
+        durations[execs - 1] = took;
         long second = (end - start) / 1000000000LL;
-        per_second[second < seconds ? second : seconds]++;
+        if (second >= slots) {
+            per_second = realloc(per_second, (second + 1) * sizeof(long));
+            if (per_second == NULL) {
+                perror("execloop: realloc");
+                return 1;
+            }
+            memset(per_second + slots, 0, (second + 1 - slots) * sizeof(long));
+            slots = second + 1;
+        }
+        per_second[second]++;
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
             continue;
         if (failed++ == 0) {
@@ -97,12 +130,21 @@ int main(int argc, char **argv) {
                 snprintf(first_error, sizeof first_error, "status:%d", WEXITSTATUS(status));
         }
     }
+    /* The whole seconds of the run; by count, a run shorter than one second has none (-1). */
+    long seconds = by_count ? (end - start) / 1000000000LL : limit;
     long slowest = -1, fastest = 0;
     for (long s = 0; s < seconds; s++) {
         if (slowest < 0 || per_second[s] < slowest)
             slowest = per_second[s];
         if (per_second[s] > fastest)
             fastest = per_second[s];
+    }
+
+    long long p50 = 0, p99 = 0;
+    if (execs > 0) {
+        qsort(durations, execs, sizeof *durations, by_value);
+        p50 = durations[(execs + 1) / 2 - 1];
+        p99 = durations[(99 * execs + 99) / 100 - 1];
     }
 
     char staged[4096];
@@ -112,8 +154,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "execloop: %s: %s\n", staged, strerror(errno));
         return 1;
     }
-    fprintf(f, "execs=%lld failed=%lld first_error=%s elapsed_ms=%lld max_us=%lld over_2s=%lld slowest_s=%ld fastest_s=%ld\n",
-            execs, failed, first_error, (end - start) / 1000000, max_ns / 1000, over_2s, slowest, fastest);
+    fprintf(f, "execs=%lld failed=%lld first_error=%s elapsed_ms=%lld max_us=%lld over_2s=%lld slowest_s=%ld fastest_s=%ld p50_us=%lld p99_us=%lld\n",
+            execs, failed, first_error, (end - start) / 1000000, max_ns / 1000, over_2s, slowest, fastest, p50 / 1000,
+            p99 / 1000);
     if (fclose(f) != 0 || rename(staged, out) != 0) {
         fprintf(stderr, "execloop: writing %s: %s\n", out, strerror(errno));
         return 1;
