@@ -4,6 +4,11 @@
 //! choose (Localhost): the shim must refuse a spec it cannot patch with a message, never
 //! panic in the middle of a Create. Each input is patched with and without the socket
 //! gate (with io_uring both ways), since the gate takes other paths through the rules.
+//!
+//! A patch that succeeds must also keep its promise, or a profile could smuggle an exec
+//! past the supervisor: no rule of the result allows (ALLOW, LOG) execve or execveat, nor,
+//! under the gate, socket, socketcall or io_uring_setup; each goes to the supervisor
+//! wherever the profile would let it run.
 #![no_main]
 
 use execguard_seccomp::Gate;
@@ -19,8 +24,25 @@ fuzz_target!(|data: &[u8]| {
     for gate in [None, Some(Gate { io_uring: false }), Some(Gate { io_uring: true })] {
         let patch = SpecPatch { listener_path: LISTENER.into(), gate };
         let mut patched = spec.clone();
-        if patch.apply(&mut patched).is_ok() {
-            assert_eq!(patched["linux"]["seccomp"]["listenerPath"], LISTENER, "a patched spec names the listener");
+        if patch.apply(&mut patched).is_err() {
+            continue;
+        }
+        let seccomp = &patched["linux"]["seccomp"];
+        assert_eq!(seccomp["listenerPath"], LISTENER, "a patched spec names the listener");
+        let mut supervised = vec!["execve", "execveat"];
+        if let Some(gate) = gate {
+            supervised.extend(["socket", "socketcall"]);
+            if gate.io_uring {
+                supervised.push("io_uring_setup");
+            }
+        }
+        let rules = seccomp["syscalls"].as_array().map(Vec::as_slice).unwrap_or_default();
+        for name in supervised {
+            let allowing = rules.iter().find(|rule| {
+                matches!(rule["action"].as_str(), Some("SCMP_ACT_ALLOW" | "SCMP_ACT_LOG"))
+                    && rule["names"].as_array().is_some_and(|names| names.iter().any(|n| n == name))
+            });
+            assert!(allowing.is_none(), "the patched profile still allows {name}: {allowing:?}");
         }
     }
 });
