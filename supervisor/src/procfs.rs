@@ -279,7 +279,7 @@ pub(crate) mod tests {
         assert_eq!(parse_cmdline(b""), Vec::<Vec<u8>>::new());
         assert_eq!(parse_cmdline(b"\0"), vec![b"".to_vec()], "argv [\"\"]");
         assert_eq!(parse_cmdline(b"sh\0-c\0\0"), vec![b"sh".to_vec(), b"-c".to_vec(), b"".to_vec()]);
-        assert_eq!(parse_cmdline(b"sleep\03"), vec![b"sleep".to_vec(), b"3".to_vec()], "cut at max_bytes");
+        assert_eq!(parse_cmdline(b"sleep\0thir"), vec![b"sleep".to_vec(), b"thir".to_vec()], "cut at max_bytes");
     }
 
     #[test]
