@@ -5,14 +5,14 @@
 //! panic in the middle of a Create. Each input is patched with and without the socket
 //! gate (with io_uring both ways), since the gate takes other paths through the rules.
 //!
-//! A patch that succeeds must also keep its promise, or a profile could smuggle an exec
-//! past the supervisor: no rule of the result allows (ALLOW, LOG) execve or execveat, nor,
-//! under the gate, socket, socketcall or io_uring_setup; each goes to the supervisor
-//! wherever the profile would let it run.
+//! A patch that succeeds must also keep its promise, or a profile could smuggle a call
+//! past the supervisor: no rule of the result allows (ALLOW, LOG) execve or execveat,
+//! nor, under the gate, socket, socketcall or io_uring_setup; and when the result says
+//! root changes are reported, none allows chroot, pivot_root, setns or clone3 either.
 #![no_main]
 
-use execguard_seccomp::Gate;
-use execguard_shim::spec::{annotations, SpecPatch};
+use execguard_seccomp::{names, Gate, Treatment};
+use execguard_shim::spec::{annotations, RootWatch, SpecPatch};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -24,17 +24,20 @@ fuzz_target!(|data: &[u8]| {
     for gate in [None, Some(Gate { io_uring: false }), Some(Gate { io_uring: true })] {
         let patch = SpecPatch { listener_path: LISTENER.into(), gate };
         let mut patched = spec.clone();
-        if patch.apply(&mut patched).is_err() {
-            continue;
-        }
+        let Ok(watch) = patch.apply(&mut patched) else { continue };
         let seccomp = &patched["linux"]["seccomp"];
         assert_eq!(seccomp["listenerPath"], LISTENER, "a patched spec names the listener");
-        let mut supervised = vec!["execve", "execveat"];
+        let mut supervised = names(Treatment::Exec);
         if let Some(gate) = gate {
-            supervised.extend(["socket", "socketcall"]);
+            supervised.extend(names(Treatment::NetworkSocket));
+            supervised.extend(names(Treatment::SocketCall));
             if gate.io_uring {
-                supervised.push("io_uring_setup");
+                supervised.extend(names(Treatment::IoUring));
             }
+        }
+        if watch == RootWatch::Reported {
+            supervised.extend(names(Treatment::RootChange));
+            supervised.extend(names(Treatment::NoSuchSyscall));
         }
         let rules = seccomp["syscalls"].as_array().map(Vec::as_slice).unwrap_or_default();
         for name in supervised {
@@ -42,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
                 matches!(rule["action"].as_str(), Some("SCMP_ACT_ALLOW" | "SCMP_ACT_LOG"))
                     && rule["names"].as_array().is_some_and(|names| names.iter().any(|n| n == name))
             });
-            assert!(allowing.is_none(), "the patched profile still allows {name}: {allowing:?}");
+            assert!(allowing.is_none(), "the patched profile still allows {name} ({watch:?}): {allowing:?}");
         }
     }
 });
