@@ -124,21 +124,30 @@ fn read_state(stream: &std::os::unix::net::UnixStream) -> io::Result<(Value, Own
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "runc closed the connection before its state"));
         }
         received.extend_from_slice(chunk.get(..n).unwrap_or_default());
-        match serde_json::from_slice::<Value>(&received) {
-            Ok(state) => {
-                let listener =
-                    listener.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no fd came with the state"))?;
-                return Ok((state, listener));
-            }
-            Err(error) if error.is_eof() && received.len() < MAX_STATE => continue,
-            Err(error) => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("runc's state: {error}"))),
+        if let Some(state) = parse_state(&received)? {
+            let listener =
+                listener.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no fd came with the state"))?;
+            return Ok((state, listener));
         }
     }
 }
 
+/// runc's state document from the bytes received so far: `None` while they are the start
+/// of one JSON value (more is coming: runc keeps the connection open), an error when they
+/// cannot become one or pass [`MAX_STATE`]. Public for the fuzz harness (fuzz/): these
+/// bytes come from whoever can connect to the socket.
+pub fn parse_state(received: &[u8]) -> io::Result<Option<Value>> {
+    match serde_json::from_slice::<Value>(received) {
+        Ok(state) => Ok(Some(state)),
+        Err(error) if error.is_eof() && received.len() < MAX_STATE => Ok(None),
+        Err(error) => Err(io::Error::new(io::ErrorKind::InvalidData, format!("runc's state: {error}"))),
+    }
+}
+
 /// The container and pod as the CRI annotations describe them (ctr sets none: then the id
-/// alone).
-fn scope(state: &Value, facts: &ContainerFacts) -> Scope {
+/// alone). Public for the fuzz harness (fuzz/), which gives it whatever [`parse_state`]
+/// accepts.
+pub fn scope(state: &Value, facts: &ContainerFacts) -> Scope {
     let annotations = &state["state"]["annotations"];
     let annotation = |key: &str| annotations.get(key).and_then(Value::as_str).map(String::from);
     let pod = annotation("io.kubernetes.cri.sandbox-name");
@@ -184,6 +193,15 @@ mod tests {
         let bare = super::scope(&json!({"state": {}}), &facts);
         assert!(bare.orchestrator.is_none());
         assert_eq!(bare.container.and_then(|c| c.name).as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn a_partial_state_waits_for_more_and_a_broken_one_is_an_error() {
+        assert!(parse_state(br#"{"pid": 7, "state": {"#).unwrap().is_none());
+        assert_eq!(parse_state(br#"{"pid": 7}"#).unwrap().unwrap()["pid"], 7);
+        assert!(parse_state(br#"{"pid": 7}}"#).is_err(), "trailing bytes");
+        let endless = [b"[".repeat(10), vec![b' '; MAX_STATE]].concat();
+        assert!(parse_state(&endless).is_err(), "past MAX_STATE");
     }
 
     #[test]

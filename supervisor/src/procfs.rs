@@ -37,7 +37,9 @@ pub fn stat(pid: u32) -> io::Result<Stat> {
         .map_err(|what| io::Error::new(io::ErrorKind::InvalidData, format!("{path}: {what}")))
 }
 
-pub(crate) fn parse_stat(text: &[u8]) -> Result<Stat, &'static str> {
+/// The fields of a /proc/PID/stat text that [`stat`] reads. Public for the fuzz harness
+/// (fuzz/): the bytes are whatever the kernel prints, and a process chooses its own comm.
+pub fn parse_stat(text: &[u8]) -> Result<Stat, &'static str> {
     // Field 2, comm, is in parentheses and may itself contain spaces and ')' (a process
     // chooses it with prctl(PR_SET_NAME)): the fields resume after the LAST ')'.
     let close = text.iter().rposition(|&b| b == b')').ok_or("no ')' after comm")?;
@@ -88,14 +90,18 @@ pub fn exe(pid: u32) -> io::Result<PathBuf> {
 /// /proc/PID/cmdline (the last argument may be cut). The process can rewrite this memory
 /// (setproctitle), so it describes, it does not identify.
 pub fn cmdline(pid: u32, max_bytes: usize) -> io::Result<Vec<Vec<u8>>> {
-    let mut bytes = read_whole(&format!("/proc/{pid}/cmdline"), 4096, max_bytes)?;
+    Ok(parse_cmdline(&read_whole(&format!("/proc/{pid}/cmdline"), 4096, max_bytes)?))
+}
+
+/// The arguments of a /proc/PID/cmdline text: NUL-terminated strings, the last one
+/// possibly cut (then without its NUL). An empty text is no argument; "\0" is one empty
+/// argument. Public for the fuzz harness (fuzz/): the process writes these bytes itself.
+pub fn parse_cmdline(bytes: &[u8]) -> Vec<Vec<u8>> {
     if bytes.is_empty() {
-        return Ok(Vec::new());
+        return Vec::new();
     }
-    if bytes.last() == Some(&0) {
-        bytes.pop();
-    }
-    Ok(bytes.split(|&b| b == 0).map(<[u8]>::to_vec).collect())
+    let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    bytes.split(|&b| b == 0).map(<[u8]>::to_vec).collect()
 }
 
 /// The effective uid, as the supervisor's user namespace sees it: the owner of the
@@ -131,7 +137,9 @@ pub fn namespace_ids(tid: u32) -> io::Result<NamespaceIds> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{path}: no NStgid/NSpid")))
 }
 
-fn parse_namespace_ids(text: &[u8]) -> Option<NamespaceIds> {
+/// The NStgid and NSpid lines of a /proc/TID/status text, when both are there and agree
+/// in length. Public for the fuzz harness (fuzz/).
+pub fn parse_namespace_ids(text: &[u8]) -> Option<NamespaceIds> {
     let text = std::str::from_utf8(text).ok()?;
     let ids = |key: &str| -> Option<Vec<u32>> {
         let line = text.lines().find_map(|line| line.strip_prefix(key))?;
@@ -264,6 +272,14 @@ pub(crate) mod tests {
         assert_eq!(st, Stat { ppid: 7, tty_nr: 34816, start_time: 123456 });
         assert!(parse_stat(b"42 (x) S 7").is_err());
         assert!(parse_stat(b"no paren").is_err());
+    }
+
+    #[test]
+    fn parse_cmdline_splits_at_nuls_and_keeps_a_cut_last_argument() {
+        assert_eq!(parse_cmdline(b""), Vec::<Vec<u8>>::new());
+        assert_eq!(parse_cmdline(b"\0"), vec![b"".to_vec()], "argv [\"\"]");
+        assert_eq!(parse_cmdline(b"sh\0-c\0\0"), vec![b"sh".to_vec(), b"-c".to_vec(), b"".to_vec()]);
+        assert_eq!(parse_cmdline(b"sleep\0thir"), vec![b"sleep".to_vec(), b"thir".to_vec()], "cut at max_bytes");
     }
 
     #[test]
