@@ -35,7 +35,7 @@ lacks() {
   return 1
 }
 # Every container the tests create, for the checks that nothing of theirs is left.
-containers="enforce1 top1 memfd1 race1 serve1 uring1 uring2 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 chroot1 chroot2 configpath1 reload1 sinks1 broken1 fallback0 fallback1 fallback2 fallback3 full1 restart1 runckill1 lost1 metrics1"
+containers="enforce1 top1 memfd1 race1 serve1 uring1 uring2 long added1 exit3 off0 monitor0 monitor1 off1 bad1 profile1 noprofile1 profile2 busybox1 busybox2 chroot1 chroot2 configpath1 reload1 sinks1 broken1 fallback0 fallback1 fallback2 fallback3 full1 panic1 panic2 restart1 runckill1 lost1 metrics1"
 # agent_socket ID: where the shim listens for container ID's seccomp listener
 # (shim/src/task.rs agent_path: the first 12 bytes of sha256(NAMESPACE/ID), in hex).
 agent_socket() { local hash; hash=$(printf '%s' "$E2E_NAMESPACE/$1" | sha256sum); echo "/run/execguard/${hash:0:24}.sock"; }
@@ -47,6 +47,9 @@ remove() {
   ectr task delete "$1" >/dev/null 2>&1
   ectr container delete "$1" >/dev/null 2>&1
 }
+# printed TEXT: TEXT without the tools' and the shell's error lines, which ctr passes on
+# from stderr in no fixed order with stdout.
+printed() { grep -v -E '^(sh|nc|nmap|socat): ' <<<"$1" || true; }
 # alerts_for CONTAINER: the alert records of one container.
 alerts_for() { grep -F "\"id\":\"$1\"" "$alerts" || true; }
 count() { if [ -z "$1" ]; then echo 0; else printf '%s\n' "$1" | wc -l; fi; }
@@ -61,6 +64,9 @@ work=$(mktemp -d /tmp/execguard-e2e.XXXXXX)
 trap 'e2e_stop; rm -rf "$work"' EXIT
 alerts=$work/alerts.jsonl
 export EXECGUARD_CONFIG=$work/config.toml
+# The shim's fault injection (debug builds only): an exec of this path panics its
+# inspection, as a bug would.
+export EXECGUARD_TEST_PANIC_ON_EXEC=/tmp/panic-here
 # Every attempt is written (no repeat window), so that records can be counted.
 metrics_dir=$work/metrics
 printf 'repeat_window_secs = 0\n[alerts]\nfile = "%s"\n[metrics]\ntextfile_dir = "%s"\n' "$alerts" "$metrics_dir" > "$EXECGUARD_CONFIG"
@@ -71,7 +77,7 @@ tools='nc -w1 192.0.2.1 9; echo nc=$?; nmap --version >/dev/null; echo nmap=$?; 
 
 echo "== enforce (the default policy's mode)"
 out=$(run "$E2E_IMAGE" enforce1 sh -c "ls / >/dev/null && echo ls=ok; cat /etc/passwd >/dev/null && echo cat=ok; $tools" 2>&1)
-check "ls and cat work" contains "$out" $'ls=ok\ncat=ok'
+check "ls and cat work" contains "$(printed "$out")" $'ls=ok\ncat=ok'
 check "nc fails from the entrypoint" contains "$out" "nc: Operation not permitted"
 for tool in nc nmap socat; do check "$tool is refused (126)" contains "$out" "$tool=126"; done
 records=$(alerts_for enforce1)
@@ -193,14 +199,14 @@ check "monitor below the policy's enforce is refused" contains "$out" 'execguard
 printf 'overrides = "any"\nrepeat_window_secs = 0\n[alerts]\nfile = "%s"\n' "$alerts" > "$work/any.toml"
 echo "== monitor mode (annotation, overrides = any)"
 out=$(run --runtime-config-path "$work/any.toml" --annotation execguard.dev/mode=monitor "$E2E_IMAGE" monitor1 sh -c "$tools" 2>&1)
-check "the tools run in monitor mode" contains "$out" $'nc=1\nnmap=0\nsocat=0'
+check "the tools run in monitor mode" contains "$(printed "$out")" $'nc=1\nnmap=0\nsocat=0'
 records=$(alerts_for monitor1)
 check "and are alerted" test "$(count "$records")" -eq 3
 check "as alerts that say enforce would block" contains "$records" "enforce mode would block"
 
 echo "== mode off (annotation, overrides = any)"
 out=$(run --runtime-config-path "$work/any.toml" --annotation execguard.dev/mode=off "$E2E_IMAGE" off1 sh -c "$tools" 2>&1)
-check "mode off runs the tools unsupervised" contains "$out" $'nc=1\nnmap=0'
+check "mode off runs the tools unsupervised" contains "$(printed "$out")" $'nc=1\nnmap=0'
 check "and reports nothing" test "$(count "$(alerts_for off1)")" -eq 0
 
 echo "== a bad annotation fails Create with its name"
@@ -235,8 +241,7 @@ e2e_build_busybox_image execguard.test/busybox:latest || exit 1
 busybox_script='sleep 0 && echo sleep=ok; ls / >/dev/null && echo ls=ok; echo hi | wc -c >/dev/null && echo pipe=ok
   nc 192.0.2.1 9; echo nc=$?; telnet 192.0.2.1 9; echo telnet=$?; busybox nc 192.0.2.1 9; echo busybox-nc=$?'
 out=$(run "$E2E_BUSYBOX_IMAGE" busybox1 sh -c "$busybox_script" 2>&1)
-# (without the shell's error lines: stderr comes through ctr unordered with stdout)
-check "its shell and everyday applets run in enforce mode" contains "$(grep -v '^sh: ' <<<"$out")" $'sleep=ok\nls=ok\npipe=ok'
+check "its shell and everyday applets run in enforce mode" contains "$(printed "$out")" $'sleep=ok\nls=ok\npipe=ok'
 for tool in nc telnet busybox-nc; do check "its $tool applet is refused (126)" contains "$out" "$tool=126"; done
 records=$(alerts_for busybox1)
 check "records name the applet" contains "$records" '"name":"nc"'
@@ -406,6 +411,17 @@ check "and the records the full disk refused are counted" test "$(failed_file_re
 check "and logged" grep -qa "cannot deliver an alert record.*No space left on device" "$E2E_DIR/containerd.log"
 remove full1
 umount "$work/full"
+
+echo "== a panic in one inspection (injected)"
+ectr run -d --runtime io.containerd.execguard.v2 "$E2E_IMAGE" panic1 sh -c 'trap "exit 0" TERM; while true; do sleep 0.2; done' >/dev/null
+out=$(ectr task exec --exec-id p1 panic1 sh -c 'cp /bin/true /tmp/panic-here; /tmp/panic-here; echo panic=$?; ls / >/dev/null && echo ls=ok; nc -w1 192.0.2.1 9; echo nc=$?' 2>&1)
+check "the exec whose inspection panicked gets the fail action at its deadline" contains "$out" "panic=126"
+check "the next execs in its container are decided as before" contains "$out" "ls=ok"
+check "nc among them" contains "$out" "nc=126"
+check "and the panic is logged" grep -qa "an inspection panicked" "$E2E_DIR/containerd.log"
+out=$(run "$E2E_IMAGE" panic2 sh -c "ls / >/dev/null && echo ls=ok; $tools" 2>&1)
+check "another container is supervised as before" contains "$out" "nc=126"
+remove panic1
 
 echo "== containerd restarted under a running container"
 ectr run -d --runtime io.containerd.execguard.v2 "$E2E_IMAGE" restart1 sh -c 'trap "exit 0" TERM; while true; do sleep 0.2; done' >/dev/null
