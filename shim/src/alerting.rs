@@ -102,6 +102,15 @@ fn envelope(record: &Value, namespace: &str) -> io::Result<Envelope> {
     Ok(descriptor_envelope(TOPIC, namespace, MEDIA_TYPE, &json, annotations))
 }
 
+/// The time now, as containerd's events and responses carry it.
+pub fn now() -> Timestamp {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let mut timestamp = Timestamp::new();
+    timestamp.seconds = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
+    timestamp.nanos = i32::try_from(since_epoch.subsec_nanos()).unwrap_or(0);
+    timestamp
+}
+
 /// An event on `topic` that describes the JSON document `json` (see the module's docs).
 pub fn descriptor_envelope(
     topic: &str,
@@ -120,14 +129,10 @@ pub fn descriptor_envelope(
     let mut event = Any::new();
     event.type_url = DESCRIPTOR_TYPE.to_string();
     event.value = descriptor.encode_to_vec();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let mut timestamp = Timestamp::new();
-    timestamp.seconds = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-    timestamp.nanos = i32::try_from(now.subsec_nanos()).unwrap_or(0);
     let mut envelope = Envelope::new();
     envelope.set_topic(topic.to_string());
     envelope.set_namespace(namespace.to_string());
-    envelope.set_timestamp(timestamp);
+    envelope.set_timestamp(now());
     envelope.set_event(event);
     envelope
 }

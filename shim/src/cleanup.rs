@@ -24,7 +24,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use containerd_shim_protos::api::{DeleteRequest, DeleteResponse, KillRequest, ShutdownRequest, WaitRequest};
-use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::shim::events::ForwardRequest;
 use containerd_shim_protos::shim_async::EventsClient;
 use containerd_shim_protos::ttrpc::context::Context;
@@ -94,8 +93,7 @@ async fn runc_shim_delete(flags: &ShimFlags, id: &str, bundle: &Path) -> Result<
         // Create never ran for this bundle: the default configuration is all there is.
         None => ShimConfig::load(None).map_err(|e| e.to_string())?.0.delegate.binary,
     };
-    let output = delegate::delete(&binary, flags, bundle, id).await?;
-    DeleteResponse::parse_from_bytes(&output).map_err(|e| format!("the runc shim's delete answer: {e}"))
+    delegate::delete(&binary, flags, bundle, id).await
 }
 
 async fn report_lost_supervision(flags: &ShimFlags, id: &str) {

@@ -142,11 +142,12 @@ pub async fn start(
 }
 
 /// Runs the runc shim's `delete` (containerd's cleanup after a shim died) and returns its
-/// output, a serialized DeleteResponse.
-pub async fn delete(binary: &str, flags: &ShimFlags, bundle: &Path, id: &str) -> Result<Vec<u8>, String> {
+/// answer.
+pub async fn delete(binary: &str, flags: &ShimFlags, bundle: &Path, id: &str) -> Result<DeleteResponse, String> {
     let mut command = base_command(binary, flags, id);
     command.current_dir(bundle).args(["-bundle", &bundle.display().to_string(), "delete"]);
-    output(binary, command, "delete", &[]).await
+    let output = output(binary, command, "delete", &[]).await?;
+    DeleteResponse::parse_from_bytes(&output).map_err(|e| format!("the runc shim's delete answer: {e}"))
 }
 
 /// Resolves when process `pid` (the runc shim) has exited. A pidfd rather than polling

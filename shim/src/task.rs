@@ -12,8 +12,6 @@ use containerd_shim::asynchronous::publisher::RemotePublisher;
 use containerd_shim::asynchronous::ExitSignal;
 use containerd_shim_protos::api::*;
 use containerd_shim_protos::events::task::TaskExit;
-use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
-use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::shim_async::Task;
 use containerd_shim_protos::ttrpc::{self, r#async::TtrpcContext};
 use sha2::{Digest, Sha256};
@@ -113,14 +111,16 @@ impl RuncShimExit {
             "the runc shim exited under running containers: they are stopped and reported as exited"
         );
         for (id, bundle) in containers {
-            let response = match delegate::delete(&self.binary, &self.flags, &bundle, &id).await.and_then(|output| {
-                DeleteResponse::parse_from_bytes(&output).map_err(|e| format!("the runc shim's delete answer: {e}"))
-            }) {
+            let response = match delegate::delete(&self.binary, &self.flags, &bundle, &id).await {
                 Ok(response) => response,
                 Err(error) => {
                     tracing::error!(container = %id, "{error}: its processes or mounts may be left");
                     // 128 + SIGKILL, as for a task whose shim was killed.
-                    DeleteResponse { exit_status: 137, exited_at: Some(now()).into(), ..DeleteResponse::default() }
+                    DeleteResponse {
+                        exit_status: 137,
+                        exited_at: Some(alerting::now()).into(),
+                        ..DeleteResponse::default()
+                    }
                 }
             };
             let event = TaskExit {
@@ -146,14 +146,6 @@ impl RuncShimExit {
 }
 
 const TASK_EXIT_TOPIC: &str = "/tasks/exit";
-
-fn now() -> Timestamp {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let mut timestamp = Timestamp::new();
-    timestamp.seconds = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
-    timestamp.nanos = i32::try_from(since_epoch.subsec_nanos()).unwrap_or(0);
-    timestamp
-}
 
 /// How long a new shim waits for its first Create. containerd sends it right after
 /// `start`; a shim that has none by then serves a containerd that failed or gave up, and
