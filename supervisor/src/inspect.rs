@@ -313,14 +313,20 @@ impl GateState {
 
     /// An exec of `tid`: its process will run something else, under the thread-group
     /// leader's tid once the exec is done (de_thread), whichever thread called it.
+    /// Most execs come from a thread that leads its process, which one pidfd_open tells;
+    /// only another thread's exec has its leader looked up in /proc/TID/status.
     fn forget(&self, tid: u32) {
         let mut verified = lock(&self.verified);
+        verified.remove(&tid);
         if verified.is_empty() {
             return;
         }
-        verified.remove(&tid);
+        drop(verified);
+        if procfs::leads_its_process(tid).unwrap_or(false) {
+            return;
+        }
         if let Some(&leader) = procfs::namespace_ids(tid).ok().as_ref().and_then(|ids| ids.tgid.first()) {
-            verified.remove(&leader);
+            lock(&self.verified).remove(&leader);
         }
     }
 

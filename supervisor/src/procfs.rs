@@ -57,6 +57,10 @@ pub fn parse_stat(text: &[u8]) -> Result<Stat, &'static str> {
 /// A /proc file read whole, up to `limit` bytes, into a buffer of `expected` bytes to
 /// start with. Not `fs::read` or `read_to_end`: /proc files report size 0, so those stat
 /// the file for nothing and grow their buffer from 32 bytes, one read(2) per doubling.
+/// A read that returns less than the buffer holds is the end: the files read here hand
+/// over all they have up to the count asked for (seq_file's single_open for stat, status
+/// and fdinfo; cmdline copies page by page until the count), so the read(2) that would
+/// only return 0 is saved.
 fn read_whole(path: &str, expected: usize, limit: usize) -> io::Result<Vec<u8>> {
     let mut file = File::open(path)?;
     let mut bytes = vec![0; expected.min(limit)];
@@ -69,8 +73,12 @@ fn read_whole(path: &str, expected: usize, limit: usize) -> io::Result<Vec<u8>> 
             bytes.resize(len.saturating_mul(2).clamp(1, limit), 0);
         }
         match file.read(&mut bytes[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
+            Ok(n) => {
+                len += n;
+                if n == 0 || len < bytes.len() {
+                    break;
+                }
+            }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err(error),
         }
@@ -118,6 +126,26 @@ pub fn uid(pid: u32) -> io::Result<u32> {
 /// The process's working directory (readlink /proc/PID/cwd).
 pub fn cwd(pid: u32) -> io::Result<PathBuf> {
     fs::read_link(format!("/proc/{pid}/cwd"))
+}
+
+/// Whether thread `tid` leads its thread group, i.e. its tid is its process's pid. One
+/// pidfd_open(2) and a close rather than /proc/TID/status (about 30 us here): without
+/// PIDFD_THREAD the kernel refuses a thread that does not lead its group, with EINVAL
+/// (Linux 5.3 to 6.8) or ENOENT (6.9 on, kernel/pid.c, pidfd_prepare()); a tid that names
+/// no thread is ESRCH.
+pub fn leads_its_process(tid: u32) -> io::Result<bool> {
+    let tid = libc::pid_t::try_from(tid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; it touches no
+    // memory of ours. nix has no wrapper for it.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, 0) };
+    if fd < 0 {
+        let error = io::Error::last_os_error();
+        return if matches!(error.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) { Ok(false) } else { Err(error) };
+    }
+    let fd = std::os::fd::RawFd::try_from(fd).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    // SAFETY: the syscall just returned this fd, which nothing else owns; dropping it closes it.
+    drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    Ok(true)
 }
 
 /// A thread's ids in each pid namespace it is in, outermost (the supervisor's) first.
@@ -235,6 +263,23 @@ pub(crate) mod tests {
     pub(crate) fn set_name(name: &CString) {
         // SAFETY: PR_SET_NAME reads a NUL-terminated string (at most 16 bytes are kept).
         unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+    }
+
+    #[test]
+    fn only_the_thread_that_leads_a_process_leads_it() {
+        assert!(leads_its_process(me()).unwrap(), "this test's process leads itself");
+        let other = std::thread::spawn(|| nix::unistd::gettid().as_raw() as u32).join().unwrap();
+        let (tid, done) = std::sync::mpsc::channel();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            tid.send(nix::unistd::gettid().as_raw() as u32).unwrap();
+            let _ = wait.recv();
+        });
+        let thread_tid = done.recv().unwrap();
+        assert!(!leads_its_process(thread_tid).unwrap(), "thread {thread_tid} of process {} does not lead it", me());
+        release.send(()).unwrap();
+        thread.join().unwrap();
+        assert!(leads_its_process(other).is_err(), "a thread that ended is no thread at all");
     }
 
     #[test]
