@@ -133,6 +133,8 @@ const TARGET_OVER_BARE_US: f64 = 15.0;
 const TARGET_ORDINARY_OVER_REQUIRED_US: f64 = 5.0;
 /// Issue #16: the same for a network tool, alerted, with its parent and ancestors.
 const TARGET_NETWORK_OVER_REQUIRED_US: f64 = 25.0;
+/// Issue #16: a later socket() of a verified process at most this much over the bare gate.
+const TARGET_GATE_OVER_BARE_US: f64 = 5.0;
 
 /// Errors are messages for the person running the bench: what failed, then why.
 type Result<T> = std::result::Result<T, String>;
@@ -445,21 +447,29 @@ fn run_sockets(count: usize) -> Result<()> {
 /// The socket gate's cost: the sockets role plain, under monitor (no gate) and enforce.
 fn measure_sockets(setup: &Setup, count: usize) -> Result<()> {
     let mut results = Vec::new();
-    for mode in [Mode::Plain, Mode::Monitor, Mode::Enforce] {
-        let mut command = if mode == Mode::Plain {
-            Command::new(&setup.loop_exe)
-        } else {
-            let mut command = Command::new(&setup.execguard);
-            let policy = setup.policy.to_string_lossy().into_owned();
-            command.args(["run", "--mode", mode.name(), "--policy", &policy, "--alerts", "/dev/null", "--"]);
-            command.arg(&setup.loop_exe);
+    for mode in [Mode::Plain, Mode::Bare, Mode::Monitor, Mode::Enforce] {
+        let sockets_role = |program: &Path, args: &[&str]| {
+            let mut command = Command::new(program);
+            command.args(args).arg(&setup.loop_exe).args(["--sockets", &count.to_string()]);
+            command.stdin(Stdio::null()).stdout(Stdio::piped());
             command
         };
-        let output = command
-            .args(["--sockets", &count.to_string()])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|error| format!("cannot run the sockets role: {error}"))?;
+        let output = match mode {
+            Mode::Plain => sockets_role(&setup.loop_exe, &[]).output(),
+            // The gate's floor: enforce mode's filter, every socket() answered CONTINUE.
+            Mode::Bare => {
+                let command = sockets_role(&setup.loop_exe, &[]);
+                let gate = Some(seccomp::Gate { io_uring: true });
+                let wait = |child: Child| child.wait_with_output().map_err(|error| format!("cannot wait: {error}"));
+                under_answered_filter(command, gate, false, wait).map(|(output, _)| output).map_err(io::Error::other)
+            }
+            _ => {
+                let policy = setup.policy.to_string_lossy().into_owned();
+                let args = ["run", "--mode", mode.name(), "--policy", &policy, "--alerts", "/dev/null", "--"];
+                sockets_role(&setup.execguard, &args).output()
+            }
+        }
+        .map_err(|error| format!("cannot run the sockets role under {}: {error}", mode.name()))?;
         let text = String::from_utf8_lossy(&output.stdout);
         let numbers: Vec<u64> = text.split_whitespace().filter_map(|n| n.parse().ok()).collect();
         let [first, median] = numbers[..] else {
@@ -475,6 +485,12 @@ fn measure_sockets(setup: &Setup, count: usize) -> Result<()> {
         })
         .collect();
     println!("socket(AF_INET) per call, median of {count}: {}", line.join(", "));
+    let (bare, enforce) = (results[1].2 as f64, results[3].2 as f64);
+    let added = (enforce - bare) / 1000.0;
+    let verdict = if added <= TARGET_GATE_OVER_BARE_US { "within" } else { "OVER" };
+    println!(
+        "target: a verified process's socket() at most +{TARGET_GATE_OVER_BARE_US} us over the bare gate: enforce {added:+.1} us ({verdict})"
+    );
     Ok(())
 }
 
@@ -504,8 +520,27 @@ fn run_mode(mode: Mode, setup: &Setup) -> Result<Measured> {
 /// [`required_work`] when `required`), wired as `execguard run` wires it: the child
 /// installs the filter between fork and exec and sends the listener over a socket pair.
 fn run_answered(setup: &Setup, required: bool) -> Result<Measured> {
-    let mut command = setup.loop_command(&setup.loop_exe, &[]);
-    let filter = ExecFilter::new(None);
+    let (measured, answered) =
+        under_answered_filter(setup.loop_command(&setup.loop_exe, &[]), None, required, |child| {
+            durations(child, setup.execs)
+        })?;
+    // The check that the filter applied at all: every timed exec went through it.
+    if answered < setup.execs as u64 {
+        return Err(format!("the answering thread answered {answered} execs, fewer than the loop's {}", setup.execs));
+    }
+    Ok(measured)
+}
+
+/// Runs `command` under the seccomp filter with `gate`, every notification answered by
+/// [`answer_continue`] in a thread of the driver, and waits for it with `wait`. Returns
+/// what `wait` returned and how many notifications were answered.
+fn under_answered_filter<T>(
+    mut command: Command,
+    gate: Option<seccomp::Gate>,
+    required: bool,
+    wait: impl FnOnce(Child) -> Result<T>,
+) -> Result<(T, u64)> {
+    let filter = ExecFilter::new(gate);
     let set_no_new_privs = !seccomp::holds_cap_sys_admin();
     let (ours, theirs) = UnixStream::pair().map_err(|error| format!("socketpair: {error}"))?;
     // SAFETY: the closure runs in the forked child before exec and makes only
@@ -520,20 +555,15 @@ fn run_answered(setup: &Setup, required: bool) -> Result<Measured> {
     // another thread, started first.
     let answerer = thread::spawn(move || answer_continue(&ours, required));
     let spawned = command.spawn();
+    let described = format!("{command:?}");
     // Closes our copy of the child's end, so that the answerer's recv_fd ends if the child
     // died before sending the listener.
     drop(command);
-    let measured = spawned
-        .map_err(|error| format!("cannot start the loop under the filter: {error}"))
-        .and_then(|child| durations(child, setup.execs));
+    let waited = spawned.map_err(|error| format!("cannot start {described} under the filter: {error}")).and_then(wait);
     let answered = answerer.join().map_err(|_| "the answering thread panicked".to_string())?;
-    let measured = measured?;
+    let waited = waited?;
     let answered = answered.map_err(|error| format!("the answering thread failed: {error}"))?;
-    // The check that the filter applied at all: every timed exec went through it.
-    if answered < setup.execs as u64 {
-        return Err(format!("the answering thread answered {answered} execs, fewer than the loop's {}", setup.execs));
-    }
-    Ok(measured)
+    Ok((waited, answered))
 }
 
 /// The bare supervisor: poll, RECV, SEND CONTINUE, nothing read (the [`required_work`]

@@ -198,6 +198,29 @@ fn monitor_runs_everything_and_alerts_with_the_whole_context() {
     assert!(ancestors.iter().any(|a| a["executable"] == "/usr/bin/dash"), "{ancestors:#?}");
 }
 
+/// A parent is described by what its exec was let through for only while it still runs
+/// that: an exec that the kernel refused after the supervisor let it through (EACCES, the
+/// file is not executable) leaves the process what it was, and its children are reported
+/// with their real parent, not with the program of the failed exec.
+#[test]
+fn a_parent_whose_exec_failed_is_reported_as_what_it_still_runs() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new();
+    let exec_fails = compile(&scratch, "exec_fails");
+    let impostor = scratch.path("impostor");
+    std::fs::copy(&exec_fails, &impostor).unwrap();
+    std::fs::set_permissions(&impostor, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let command = [exec_fails.as_os_str(), impostor.as_os_str(), OsStr::new(NC), OsStr::new("nc"), OsStr::new("-w1")]
+        .into_iter()
+        .chain(["192.0.2.1", "9"].map(OsStr::new));
+    let run = guarded("monitor", &scratch, &command.collect::<Vec<_>>(), None);
+    assert!(run.stdout().contains(&format!("exec failed: {}", libc::EACCES)), "{}\n{}", run.stdout(), run.stderr());
+    let alerts = run.alerts_for(NC);
+    let parent = &alerts.first().unwrap_or_else(|| panic!("no alert for nc: {:#?}", run.alerts))["process"]["parent"];
+    assert_eq!(parent["executable"], exec_fails.display().to_string(), "{parent:#}");
+    assert_eq!(parent["args"][1], impostor.display().to_string(), "its own argv, not the failed exec's: {parent:#}");
+}
+
 #[test]
 fn a_blocked_command_exits_126_with_the_reason() {
     let scratch = Scratch::new();
@@ -317,9 +340,11 @@ fn a_relative_script_in_a_writable_directory_is_found_through_its_directory() {
 #[test]
 fn two_thousand_execs_leak_no_fds_and_little_memory() {
     let scratch = Scratch::new();
-    // $PPID of the script is the supervisor (execguard run itself).
+    // $PPID of the script is the supervisor (execguard run itself). Its fds are counted by
+    // the shell's own glob: `ls | wc` would count them while wc's exec is inspected, with
+    // that inspection's fds open.
     let script = r#"
-        fds() { ls /proc/$PPID/fd | wc -l; }
+        fds() { set -- /proc/$PPID/fd/*; echo $#; }
         rss() { awk '/^VmRSS:/ { print $2 }' /proc/$PPID/status; }
         /bin/true; f0=$(fds); r0=$(rss)
         i=0; while [ $i -lt 2000 ]; do /bin/true; i=$((i+1)); done
@@ -417,7 +442,10 @@ fn any_number_of_stalls_holds_up_no_exec_past_the_deadline() {
     // Inspected by a free receiver, or answered uninspected: either way, at once.
     assert!(out.contains("other\nother=0") || stderr.contains("/bin/echo: Operation not permitted"), "{out}\n{stderr}");
     assert_eq!(out.matches("stalled\n").count(), 0, "no stalled exec ran: {out}");
-    assert_eq!(stderr.matches("every receiver is stuck").count(), 1, "said once: {stderr}");
+    // Said when the bound is reached, not per exec: once, or again for stallers that a
+    // slow machine started after the first ones were killed (40 stallers, 16 receivers).
+    let said = stderr.matches("every receiver is stuck").count();
+    assert!((1..=3).contains(&said), "said {said} times for 40 stallers: {stderr}");
     let uninspected =
         run.alerts.iter().filter(|a| a["reason"].as_str().unwrap_or("").starts_with("not inspected")).count();
     let killed =

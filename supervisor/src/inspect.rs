@@ -26,6 +26,7 @@ use execguard_policy::{Action, DecisionRecord, ExecEvent, Needs, Policy, Process
 
 use crate::identity::Identities;
 use crate::memory::{self, Bounds, Unreadable};
+use crate::processes::{FileId, ProcessTable, Started};
 use crate::procfs;
 use crate::program::{self, Program};
 use crate::resolve::{self, ProcessRoot, Resolved};
@@ -177,15 +178,15 @@ impl WritableLineage {
 
     /// Why `pid` counts as started from a writable location, if it does: itself (as it
     /// was before this exec), then each process above it up to the lineage's top.
-    fn find(&self, pid: u32, lineage: &Lineage, policy: &Policy) -> Option<String> {
+    fn find(&self, pid: u32, lineage: &Lineage, policy: &Policy, seen: &mut Seen) -> Option<String> {
         let mut current = pid;
         for _ in 0..=MAX_LINEAGE_RECORDS {
-            let stat = procfs::stat(current).ok()?;
+            let stat = seen.stat(current)?;
             let recorded = lock(&self.0).get(&current).filter(|(start, _)| *start == stat.start_time).cloned();
             if let Some((_, origin)) = recorded {
                 return Some(origin.into());
             }
-            let program = procfs::exe(current).ok().map(|exe| lossy(exe.as_os_str().as_encoded_bytes()));
+            let program = seen.executable(current);
             if program.as_deref().is_some_and(|exe| policy.reads_script(basename(exe))) {
                 if let Some(file) = open_writable_script(current) {
                     return Some(format!("pid {current} ({}) reads the script {file}", program.unwrap_or_default()));
@@ -269,53 +270,42 @@ fn in_image(file: &Resolved, upper: &std::path::Path) -> bool {
     !(file.fileless || upper.join(file.path.trim_start_matches('/')).symlink_metadata().is_ok())
 }
 
-/// A file as (st_dev, st_ino).
-type FileId = (u64, u64);
-
-/// What the exec gate approved for a process: the file the kernel will map (the program,
-/// or the interpreter of a script, or the loader) and the argv it will get.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checked {
-    path: String,
-    file: FileId,
-    argv: Vec<Vec<u8>>,
-}
-
-impl Checked {
-    fn of(program: &Program) -> Checked {
-        let key = program.file.key;
-        Checked { path: program.file.path.clone(), file: (key.dev, key.ino), argv: program.argv.clone() }
-    }
-}
-
-/// The socket gate's memory, per filter: what each thread's last exec was approved for,
-/// and the threads whose running program was verified since (by start time and file, so
-/// that a reused tid or another exec is verified again).
+/// The socket gate's memory, per filter: the threads whose running program was verified
+/// against what their exec was let through for ([`ProcessTable`]).
+///
+/// Each is kept with its /proc/TID directory held open (O_PATH) and the file it runs, so
+/// that its later sockets cost one fstatat of `exe` in that directory: the directory
+/// names that thread and no later one that reuses the tid (a lookup under it fails once
+/// the thread is gone), and the file tells another program. An exec of the thread, or of
+/// another thread of its process, is forgotten at the exec ([`GateState::forget`]), for a
+/// multi-call binary runs the same file whatever it was exec'd as.
 #[derive(Debug, Default)]
 pub struct GateState {
-    approved: Mutex<HashMap<u32, Checked>>,
-    /// By tid: its start time and the file it runs.
-    verified: Mutex<HashMap<u32, (u64, FileId)>>,
+    verified: Mutex<HashMap<u32, Verified>>,
 }
 
-/// Threads remembered per filter before the gate's memory starts over (a bound: forgetting
-/// only costs a verification).
-const MAX_GATE_RECORDS: usize = 4096;
+#[derive(Debug)]
+struct Verified {
+    dir: std::os::fd::OwnedFd,
+    file: FileId,
+}
+
+/// Threads kept verified per filter, each an open fd: past the bound the ones that are
+/// gone are dropped, and a thread that does not fit is verified again at each socket.
+const MAX_VERIFIED: usize = 128;
+
+/// The file that the process whose /proc/TID directory `dir` is runs; None once it is gone.
+fn exe_in(dir: &std::os::fd::OwnedFd) -> Option<FileId> {
+    let st = nix::sys::stat::fstatat(dir, "exe", nix::fcntl::AtFlags::empty()).ok()?;
+    Some((st.st_dev, st.st_ino))
+}
 
 impl GateState {
-    fn approve(&self, tid: u32, checked: Checked) {
-        let mut approved = lock(&self.approved);
-        if approved.len() >= MAX_GATE_RECORDS {
-            approved.clear();
-        }
-        approved.insert(tid, checked);
-    }
-
     /// An exec of `tid`: its process will run something else, under the thread-group
     /// leader's tid once the exec is done (de_thread), whichever thread called it.
     /// Most execs come from a thread that leads its process, which one pidfd_open tells;
     /// only another thread's exec has its leader looked up in /proc/TID/status.
-    fn forget(&self, tid: u32) {
+    pub(crate) fn forget(&self, tid: u32) {
         let mut verified = lock(&self.verified);
         verified.remove(&tid);
         if verified.is_empty() {
@@ -330,16 +320,28 @@ impl GateState {
         }
     }
 
-    fn verify(&self, tid: u32, start_time: u64, file: FileId) {
-        let mut verified = lock(&self.verified);
-        if verified.len() >= MAX_GATE_RECORDS {
-            verified.clear();
+    /// Keeps `tid`, just found to run `file` as its exec was let through for, verified.
+    /// Its directory is opened after that check, so it is proven to name a thread that
+    /// runs `file` before it is kept.
+    fn verify(&self, tid: u32, file: FileId) {
+        let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC;
+        let Ok(dir) = nix::fcntl::open(format!("/proc/{tid}").as_str(), flags, nix::sys::stat::Mode::empty()) else {
+            return;
+        };
+        if exe_in(&dir) != Some(file) {
+            return;
         }
-        verified.insert(tid, (start_time, file));
+        let mut verified = lock(&self.verified);
+        if verified.len() >= MAX_VERIFIED {
+            verified.retain(|_, kept| exe_in(&kept.dir).is_some());
+        }
+        if verified.len() < MAX_VERIFIED || verified.contains_key(&tid) {
+            verified.insert(tid, Verified { dir, file });
+        }
     }
 
-    fn is_verified(&self, tid: u32, start_time: u64, file: FileId) -> bool {
-        lock(&self.verified).get(&tid) == Some(&(start_time, file))
+    fn is_verified(&self, tid: u32) -> bool {
+        lock(&self.verified).get(&tid).is_some_and(|kept| exe_in(&kept.dir) == Some(kept.file))
     }
 }
 
@@ -355,21 +357,19 @@ pub fn gate(source: &Source, notification: &Notification, policy: &Policy, confi
         return Inspected::Passed;
     }
     let tid = notification.pid;
-    let running = procfs::stat(tid).and_then(|stat| {
-        std::fs::metadata(format!("/proc/{tid}/exe")).map(|exe| (stat.start_time, (exe.dev(), exe.ino())))
-    });
-    let Ok((start_time, file)) = running else { return Inspected::Withdrawn };
-    if source.gate.is_verified(tid, start_time, file) {
+    if source.gate.is_verified(tid) {
         return Inspected::Passed;
     }
+    let Ok(exe) = std::fs::metadata(format!("/proc/{tid}/exe")) else { return Inspected::Withdrawn };
+    let file = (exe.dev(), exe.ino());
     let limits = &config.limits;
     // The common case first, without resolving anything: the file and argv that the
     // exec was approved for.
     let argv = procfs::cmdline(tid, limits.max_arg_bytes);
-    let approved = lock(&source.gate.approved).get(&tid).cloned();
+    let approved = source.processes.last_exec(tid);
     if let (Ok(argv), Some(approved)) = (&argv, &approved) {
         if approved.file == file && &approved.argv == argv && source.fd.id_valid(notification.id) {
-            source.gate.verify(tid, start_time, file);
+            source.gate.verify(tid, file);
             return Inspected::Passed;
         }
     }
@@ -405,7 +405,7 @@ pub fn gate(source: &Source, notification: &Notification, policy: &Policy, confi
     let program = Program { file: exe, argv, scripts: Vec::new() };
     let inspected = judge(source, notification, policy, config, process_root, event, program, None, identities);
     if !matches!(&inspected, Inspected::Decided { action: Action::Block, .. }) {
-        source.gate.verify(tid, start_time, file);
+        source.gate.verify(tid, file);
     }
     inspected
 }
@@ -459,6 +459,7 @@ pub struct Source<'a> {
     pub mounts_not_in_memory: &'a Mutex<HashSet<u64>>,
     pub identities: &'a Mutex<Identities>,
     pub writable_lineage: &'a WritableLineage,
+    pub processes: &'a ProcessTable,
     pub gate: &'a GateState,
 }
 
@@ -527,10 +528,12 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
             );
         }
     };
-    let checked = Checked::of(&program);
+    let key = program.file.key;
+    let started = (program.file.path.clone(), (key.dev, key.ino), program.argv.clone());
     let inspected = judge(source, notification, policy, config, process_root, event, program, Some(&exec), identities);
-    if source.scope.gate && !matches!(&inspected, Inspected::Decided { action: Action::Block, .. }) {
-        source.gate.approve(pid, checked);
+    if !matches!(&inspected, Inspected::Decided { action: Action::Block, .. }) {
+        let (path, file, argv) = started;
+        source.processes.record(pid, path, file, argv);
     }
     inspected
 }
@@ -588,13 +591,13 @@ fn judge(
     }
 
     let needs = policy.needs(&event);
-    let mut stat = None;
-    fill(&mut event, needs, source, policy, limits, &mut stat);
+    let mut seen = Seen::new(source.processes, limits);
+    fill(&mut event, needs, source, policy, limits, &mut seen);
     let mut decision = policy.decide(&event);
     if decision.action != Action::Allow {
         let everything =
             Needs { parent: true, ancestors: true, interactive: true, working_directory: true, writable_lineage: true };
-        fill(&mut event, everything, source, policy, limits, &mut stat);
+        fill(&mut event, everything, source, policy, limits, &mut seen);
         complete_directories(&mut event);
         event.process.user = procfs::uid(pid).ok().map(|uid| User { id: Some(uid.to_string()) });
         decision = policy.decide(&event);
@@ -713,24 +716,14 @@ fn unreadable_exec(pid: u32, scope: &Scope, unreadable: Unreadable) -> Inspected
 
 /// Reads the facts in `needs` that the event does not have yet. A process that is gone or
 /// unreadable leaves its fields empty: a rule that needs them then does not match.
-/// `stat` keeps the process's /proc/PID/stat between calls for one exec.
-fn fill(
-    event: &mut ExecEvent,
-    needs: Needs,
-    source: &Source,
-    policy: &Policy,
-    limits: &Limits,
-    stat: &mut Option<procfs::Stat>,
-) {
+/// `seen` keeps what was read about the lineage's processes between calls for one exec.
+fn fill(event: &mut ExecEvent, needs: Needs, source: &Source, policy: &Policy, limits: &Limits, seen: &mut Seen) {
     let Some(pid) = event.process.pid else { return };
     let lineage = source.lineage;
     if needs.writable_lineage && event.execguard.writable_lineage.is_none() {
-        event.execguard.writable_lineage = source.writable_lineage.find(pid, lineage, policy);
+        event.execguard.writable_lineage = source.writable_lineage.find(pid, lineage, policy, seen);
     }
-    if stat.is_none() && (needs.parent || needs.ancestors || needs.interactive) {
-        *stat = procfs::stat(pid).ok();
-    }
-    let stat = *stat;
+    let stat = if needs.parent || needs.ancestors || needs.interactive { seen.stat(pid) } else { None };
     if needs.interactive && event.process.interactive.is_none() {
         event.process.interactive = stat.map(|s| s.tty_nr != 0);
     }
@@ -742,10 +735,67 @@ fn fill(
         return;
     }
     if (needs.parent || needs.ancestors) && event.process.parent.is_none() {
-        event.process.parent = Some(parent(stat.ppid, limits));
+        let facts = process_facts(stat.ppid, seen);
+        let name = facts.executable.as_deref().map(|exe| tool_name(exe, None, &facts.args).to_string());
+        event.process.parent = Some(Parent {
+            executable: facts.executable,
+            name,
+            args: facts.args,
+            pid: Some(stat.ppid),
+            working_directory: facts.working_directory,
+        });
     }
     if needs.ancestors && event.execguard.ancestors.is_empty() {
-        event.execguard.ancestors = ancestors(stat.ppid, lineage, limits);
+        event.execguard.ancestors = ancestors(stat.ppid, lineage, seen, limits);
+    }
+}
+
+/// What one exec's inspection read about the processes of its lineage, so that each is
+/// read once however many facts need it: /proc/PID/stat, and what the process runs, from
+/// the process table where it still describes the process ([`ProcessTable::running`]),
+/// from /proc otherwise.
+struct Seen<'a> {
+    processes: &'a ProcessTable,
+    max_arg_bytes: usize,
+    stats: Vec<(u32, Option<procfs::Stat>)>,
+    running: Vec<(u32, Option<Started>)>,
+}
+
+impl<'a> Seen<'a> {
+    fn new(processes: &'a ProcessTable, limits: &Limits) -> Seen<'a> {
+        Seen { processes, max_arg_bytes: limits.max_arg_bytes, stats: Vec::new(), running: Vec::new() }
+    }
+
+    fn stat(&mut self, pid: u32) -> Option<procfs::Stat> {
+        if let Some(&(_, stat)) = self.stats.iter().find(|(seen, _)| *seen == pid) {
+            return stat;
+        }
+        let stat = procfs::stat(pid).ok();
+        self.stats.push((pid, stat));
+        stat
+    }
+
+    fn running(&mut self, pid: u32) -> Option<&Started> {
+        if !self.running.iter().any(|(seen, _)| *seen == pid) {
+            let running = self.stat(pid).and_then(|stat| self.processes.running(pid, stat.start_time));
+            self.running.push((pid, running));
+        }
+        self.running.iter().find(|(seen, _)| *seen == pid).and_then(|(_, running)| running.as_ref())
+    }
+
+    fn executable(&mut self, pid: u32) -> Option<String> {
+        match self.running(pid) {
+            Some(started) => Some(started.path.clone()),
+            None => procfs::exe(pid).ok().map(|exe| lossy(exe.as_os_str().as_encoded_bytes())),
+        }
+    }
+
+    fn args(&mut self, pid: u32) -> Vec<String> {
+        let max_arg_bytes = self.max_arg_bytes;
+        match self.running(pid) {
+            Some(started) => lossy_all(&started.argv),
+            None => procfs::cmdline(pid, max_arg_bytes).map(|a| lossy_all(&a)).unwrap_or_default(),
+        }
     }
 }
 
@@ -758,9 +808,9 @@ struct ProcessFacts {
 /// A process of the lineage. Its working directory only makes a relative script path
 /// absolute for the rules, so it is read here only for such a script (a readlink of
 /// 6-10 us saved per process on the way up); an alert gets it by [`complete_directories`].
-fn process_facts(pid: u32, limits: &Limits) -> ProcessFacts {
-    let args = procfs::cmdline(pid, limits.max_arg_bytes).map(|a| lossy_all(&a)).unwrap_or_default();
-    let executable = procfs::exe(pid).ok().map(|p| lossy(p.as_os_str().as_encoded_bytes()));
+fn process_facts(pid: u32, seen: &mut Seen) -> ProcessFacts {
+    let args = seen.args(pid);
+    let executable = seen.executable(pid);
     let script_is_relative = ProcessView::of_ancestor(executable.as_deref(), &args).script_is_relative();
     let working_directory = if script_is_relative { directory(pid) } else { None };
     ProcessFacts { executable, args, working_directory }
@@ -782,28 +832,16 @@ fn complete_directories(event: &mut ExecEvent) {
     }
 }
 
-fn parent(ppid: u32, limits: &Limits) -> Parent {
-    let facts = process_facts(ppid, limits);
-    let name = facts.executable.as_deref().map(|exe| tool_name(exe, None, &facts.args).to_string());
-    Parent {
-        executable: facts.executable,
-        name,
-        args: facts.args,
-        pid: Some(ppid),
-        working_directory: facts.working_directory,
-    }
-}
-
 /// The grandparent and up, until the top of the lineage or the limit.
-fn ancestors(ppid: u32, lineage: &Lineage, limits: &Limits) -> Vec<Ancestor> {
+fn ancestors(ppid: u32, lineage: &Lineage, seen: &mut Seen, limits: &Limits) -> Vec<Ancestor> {
     let mut ancestors = Vec::new();
     let mut current = ppid;
     while ancestors.len() < limits.max_ancestors && current != lineage.top {
-        let Ok(stat) = procfs::stat(current) else { break };
+        let Some(stat) = seen.stat(current) else { break };
         if !lineage.contains_parent(stat.ppid) {
             break;
         }
-        let facts = process_facts(stat.ppid, limits);
+        let facts = process_facts(stat.ppid, seen);
         ancestors.push(Ancestor {
             executable: facts.executable,
             args: facts.args,
@@ -813,4 +851,46 @@ fn ancestors(ppid: u32, lineage: &Lineage, limits: &Limits) -> Vec<Ancestor> {
         current = stat.ppid;
     }
     ancestors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn own_exe() -> FileId {
+        let exe = std::fs::metadata("/proc/self/exe").unwrap();
+        (exe.dev(), exe.ino())
+    }
+
+    /// What makes a verified thread's later sockets cheap must also make them exact: the
+    /// kept directory stops passing once its thread is gone (its tid may be reused), and
+    /// it passes only for the file it was verified with.
+    #[test]
+    fn a_verified_thread_stays_verified_only_while_it_lives_and_runs_the_same_file() {
+        let gate = GateState::default();
+        let me = std::process::id();
+        gate.verify(me, (own_exe().0, own_exe().1 + 1));
+        assert!(!gate.is_verified(me), "verified for a file it does not run");
+        gate.verify(me, own_exe());
+        assert!(gate.is_verified(me));
+        gate.forget(me);
+        assert!(!gate.is_verified(me), "an exec of the thread is forgotten");
+
+        let (tid_of, tid) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            tid_of.send(nix::unistd::gettid().as_raw() as u32).unwrap();
+            let _ = released.recv();
+        });
+        let tid = tid.recv().unwrap();
+        gate.verify(tid, own_exe());
+        gate.verify(me, own_exe());
+        assert!(gate.is_verified(tid) && gate.is_verified(me));
+        gate.forget(tid);
+        assert!(!gate.is_verified(me), "an exec of another thread gives the leader's tid another program");
+        gate.verify(tid, own_exe());
+        release.send(()).unwrap();
+        thread.join().unwrap();
+        assert!(!gate.is_verified(tid), "a thread that is gone is no longer verified");
+    }
 }

@@ -35,6 +35,7 @@ pub mod identity;
 pub mod inspect;
 pub mod memory;
 pub mod metrics;
+pub mod processes;
 pub mod procfs;
 pub mod program;
 pub mod resolve;
@@ -60,6 +61,7 @@ use nix::unistd::Pid;
 
 use identity::Identities;
 use inspect::{GateState, Inspected, Limits, Lineage, RootChanges, Scope, Source, WritableLineage};
+use processes::ProcessTable;
 use resolve::ProcessRoot;
 
 /// What an exec gets when it could not be decided in time.
@@ -201,6 +203,7 @@ struct Filter {
     mounts_not_in_memory: Mutex<HashSet<u64>>,
     identities: Mutex<Identities>,
     writable_lineage: WritableLineage,
+    processes: ProcessTable,
     gate: GateState,
 }
 
@@ -281,6 +284,7 @@ impl Supervisor {
             mounts_not_in_memory: Mutex::new(HashSet::new()),
             identities: Mutex::new(Identities::default()),
             writable_lineage: WritableLineage::default(),
+            processes: ProcessTable::default(),
             gate: GateState::default(),
         });
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
@@ -336,6 +340,10 @@ impl Supervisor {
     /// otherwise have, behind stalled inspections, has no bound (THREAT_MODEL.md, gap 4).
     fn answer_uninspected(&self, filter: &Filter, notification: &Notification, kind: Kind) {
         let received = Instant::now();
+        if kind == Kind::Exec {
+            // Let through undecided (fail-open): the gate must check what runs afresh.
+            filter.gate.forget(notification.pid);
+        }
         let fail_action = self.config().fail_action;
         let (action, outcome) = match fail_action {
             FailAction::Open => (Action::Alert, "allowed (fail-open)"),
@@ -446,6 +454,7 @@ impl Supervisor {
             mounts_not_in_memory: &filter.mounts_not_in_memory,
             identities: &filter.identities,
             writable_lineage: &filter.writable_lineage,
+            processes: &filter.processes,
             gate: &filter.gate,
         };
         let inspected = match kind {
