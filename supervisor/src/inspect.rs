@@ -856,11 +856,7 @@ fn ancestors(ppid: u32, lineage: &Lineage, seen: &mut Seen, limits: &Limits) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn own_exe() -> FileId {
-        let exe = std::fs::metadata("/proc/self/exe").unwrap();
-        (exe.dev(), exe.ino())
-    }
+    use crate::processes::tests::own_exe;
 
     /// What makes a verified thread's later sockets cheap must also make them exact: the
     /// kept directory stops passing once its thread is gone (its tid may be reused), and

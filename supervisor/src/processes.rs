@@ -107,11 +107,12 @@ fn now_in_ticks() -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::procfs;
 
-    fn own_exe() -> FileId {
+    /// The file this test process runs.
+    pub(crate) fn own_exe() -> FileId {
         let exe = std::fs::metadata("/proc/self/exe").unwrap();
         (exe.dev(), exe.ino())
     }
