@@ -31,8 +31,8 @@
 //! through a BPF interpreter for every ABI.
 //!
 //! The kernel interface's `unsafe` lives here: the notify ioctls (nix has no wrappers for
-//! them), seccomp(2) itself, and the fd-sending path, which must not allocate between fork
-//! and exec. Everything else goes through nix.
+//! them), seccomp(2) itself, pidfd_open(2), and the fd-sending path, which must not
+//! allocate between fork and exec. Everything else goes through nix.
 
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("the exec filter knows x86_64 (with its i386 and x32 ABIs) only");
@@ -680,6 +680,23 @@ impl ExecFilter {
         // SAFETY: on success the syscall returns a new fd that nothing else owns.
         Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
     }
+}
+
+/// A pidfd for process `pid` (pidfd_open(2), flags 0, Linux 5.3): it names that process
+/// and no later one that reuses the number, and becomes readable when it exits. The
+/// kernel refuses a tid that does not lead its thread group: EINVAL up to Linux 6.8,
+/// ENOENT from 6.9 (kernel/pid.c, pidfd_prepare()); a pid that names nothing is ESRCH.
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; it touches no
+    // memory of ours. nix has no wrapper for it.
+    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(rc).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    // SAFETY: the syscall just returned this fd, which nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Whether the calling thread has CAP_SYS_ADMIN in its effective set, which lets it install

@@ -154,16 +154,7 @@ pub async fn delete(binary: &str, flags: &ShimFlags, bundle: &Path, id: &str) ->
 /// the pid: it names this process and no later one that reuses the number, and it becomes
 /// readable when the process exits (pidfd_open(2), Linux 5.3).
 pub fn exited(pid: u32) -> std::io::Result<impl std::future::Future<Output = std::io::Result<()>>> {
-    let pid = libc::pid_t::try_from(pid).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; it touches no
-    // memory of ours. nix has no wrapper for it.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let fd = std::os::fd::RawFd::try_from(fd).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
-    // SAFETY: the syscall just returned this fd, which nothing else owns.
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let fd = execguard_seccomp::pidfd_open(pid)?;
     // SAFETY: the AsyncFd owns the OwnedFd, which stays open and the same until dropped.
     let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }?;
     Ok(async move {

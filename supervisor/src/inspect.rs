@@ -16,7 +16,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::AsFd;
-use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -26,8 +25,8 @@ use execguard_policy::{Action, DecisionRecord, ExecEvent, Needs, Policy, Process
 
 use crate::identity::Identities;
 use crate::memory::{self, Bounds, Unreadable};
-use crate::processes::{FileId, ProcessTable, Started};
-use crate::procfs;
+use crate::processes::{ProcessTable, Started};
+use crate::procfs::{self, FileId};
 use crate::program::{self, Program};
 use crate::resolve::{self, ProcessRoot, Resolved};
 use crate::{lock, Config, FailAction};
@@ -360,8 +359,7 @@ pub fn gate(source: &Source, notification: &Notification, policy: &Policy, confi
     if source.gate.is_verified(tid) {
         return Inspected::Passed;
     }
-    let Ok(exe) = std::fs::metadata(format!("/proc/{tid}/exe")) else { return Inspected::Withdrawn };
-    let file = (exe.dev(), exe.ino());
+    let Ok(file) = procfs::exe_file(tid) else { return Inspected::Withdrawn };
     let limits = &config.limits;
     // The common case first, without resolving anything: the file and argv that the
     // exec was approved for.
@@ -857,6 +855,7 @@ fn ancestors(ppid: u32, lineage: &Lineage, seen: &mut Seen, limits: &Limits) -> 
 mod tests {
     use super::*;
     use crate::processes::tests::own_exe;
+    use crate::procfs::tests::ParkedThread;
 
     /// What makes a verified thread's later sockets cheap must also make them exact: the
     /// kept directory stops passing once its thread is gone (its tid may be reused), and
@@ -872,21 +871,15 @@ mod tests {
         gate.forget(me);
         assert!(!gate.is_verified(me), "an exec of the thread is forgotten");
 
-        let (tid_of, tid) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            tid_of.send(nix::unistd::gettid().as_raw() as u32).unwrap();
-            let _ = released.recv();
-        });
-        let tid = tid.recv().unwrap();
+        let thread = ParkedThread::start();
+        let tid = thread.tid;
         gate.verify(tid, own_exe());
         gate.verify(me, own_exe());
         assert!(gate.is_verified(tid) && gate.is_verified(me));
         gate.forget(tid);
         assert!(!gate.is_verified(me), "an exec of another thread gives the leader's tid another program");
         gate.verify(tid, own_exe());
-        release.send(()).unwrap();
-        thread.join().unwrap();
+        drop(thread);
         assert!(!gate.is_verified(tid), "a thread that is gone is no longer verified");
     }
 }

@@ -27,16 +27,13 @@
 //! may have written over its command line since (setproctitle).
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::sync::{Mutex, OnceLock};
 
 use nix::time::{clock_gettime, ClockId};
 use nix::unistd::{sysconf, SysconfVar};
 
 use crate::lock;
-
-/// A file as (st_dev, st_ino).
-pub type FileId = (u64, u64);
+use crate::procfs::{self, FileId};
 
 /// What an exec was let through for: the file the kernel maps (the program, the
 /// interpreter of a script, or the loader), as the process's root shows its path, and the
@@ -90,8 +87,7 @@ impl ProcessTable {
     /// runs: its last exec's entry, when both checks of the module hold.
     pub fn running(&self, pid: u32, start_time: u64) -> Option<Started> {
         let started = lock(&self.0).by_pid.get(&pid).filter(|s| start_time <= s.let_through_at).cloned()?;
-        let exe = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
-        (started.file == (exe.dev(), exe.ino())).then_some(started)
+        (procfs::exe_file(pid).ok()? == started.file).then_some(started)
     }
 }
 
@@ -109,12 +105,10 @@ fn now_in_ticks() -> Option<u64> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::procfs;
 
     /// The file this test process runs.
     pub(crate) fn own_exe() -> FileId {
-        let exe = std::fs::metadata("/proc/self/exe").unwrap();
-        (exe.dev(), exe.ino())
+        procfs::exe_file(std::process::id()).unwrap()
     }
 
     #[test]

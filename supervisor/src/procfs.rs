@@ -94,6 +94,16 @@ pub fn exe(pid: u32) -> io::Result<PathBuf> {
     fs::read_link(format!("/proc/{pid}/exe"))
 }
 
+/// A file as (st_dev, st_ino).
+pub type FileId = (u64, u64);
+
+/// The file the process runs (a stat of /proc/PID/exe): which file, where [`exe`] says
+/// under what name.
+pub fn exe_file(pid: u32) -> io::Result<FileId> {
+    let exe = fs::metadata(format!("/proc/{pid}/exe"))?;
+    Ok((exe.dev(), exe.ino()))
+}
+
 /// The process's command line, split at NULs, from at most `max_bytes` bytes of
 /// /proc/PID/cmdline (the last argument may be cut). The process can rewrite this memory
 /// (setproctitle), so it describes, it does not identify.
@@ -130,22 +140,14 @@ pub fn cwd(pid: u32) -> io::Result<PathBuf> {
 
 /// Whether thread `tid` leads its thread group, i.e. its tid is its process's pid. One
 /// pidfd_open(2) and a close rather than /proc/TID/status (about 30 us here): without
-/// PIDFD_THREAD the kernel refuses a thread that does not lead its group, with EINVAL
-/// (Linux 5.3 to 6.8) or ENOENT (6.9 on, kernel/pid.c, pidfd_prepare()); a tid that names
-/// no thread is ESRCH.
+/// PIDFD_THREAD the kernel refuses a thread that does not lead its group
+/// ([`execguard_seccomp::pidfd_open`]).
 pub fn leads_its_process(tid: u32) -> io::Result<bool> {
-    let tid = libc::pid_t::try_from(tid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; it touches no
-    // memory of ours. nix has no wrapper for it.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, 0) };
-    if fd < 0 {
-        let error = io::Error::last_os_error();
-        return if matches!(error.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) { Ok(false) } else { Err(error) };
+    match execguard_seccomp::pidfd_open(tid) {
+        Ok(_closed_at_once) => Ok(true),
+        Err(error) if matches!(error.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) => Ok(false),
+        Err(error) => Err(error),
     }
-    let fd = std::os::fd::RawFd::try_from(fd).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
-    // SAFETY: the syscall just returned this fd, which nothing else owns; dropping it closes it.
-    drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
-    Ok(true)
 }
 
 /// A thread's ids in each pid namespace it is in, outermost (the supervisor's) first.
@@ -265,20 +267,42 @@ pub(crate) mod tests {
         unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
     }
 
+    /// A thread of this test process that waits until it is dropped: a thread that does
+    /// not lead its process, by its tid.
+    pub(crate) struct ParkedThread {
+        pub(crate) tid: u32,
+        release: Option<std::sync::mpsc::Sender<()>>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl ParkedThread {
+        pub(crate) fn start() -> ParkedThread {
+            let (tid_of, tid) = std::sync::mpsc::channel();
+            let (release, released) = std::sync::mpsc::channel::<()>();
+            let thread = std::thread::spawn(move || {
+                tid_of.send(nix::unistd::gettid().as_raw() as u32).unwrap();
+                let _ = released.recv();
+            });
+            ParkedThread { tid: tid.recv().unwrap(), release: Some(release), thread: Some(thread) }
+        }
+    }
+
+    impl Drop for ParkedThread {
+        /// Returns once the thread has ended.
+        fn drop(&mut self) {
+            drop(self.release.take());
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
     #[test]
     fn only_the_thread_that_leads_a_process_leads_it() {
         assert!(leads_its_process(me()).unwrap(), "this test's process leads itself");
         let other = std::thread::spawn(|| nix::unistd::gettid().as_raw() as u32).join().unwrap();
-        let (tid, done) = std::sync::mpsc::channel();
-        let (release, wait) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            tid.send(nix::unistd::gettid().as_raw() as u32).unwrap();
-            let _ = wait.recv();
-        });
-        let thread_tid = done.recv().unwrap();
-        assert!(!leads_its_process(thread_tid).unwrap(), "thread {thread_tid} of process {} does not lead it", me());
-        release.send(()).unwrap();
-        thread.join().unwrap();
+        let thread = ParkedThread::start();
+        assert!(!leads_its_process(thread.tid).unwrap(), "thread {} of process {} does not lead it", thread.tid, me());
         assert!(leads_its_process(other).is_err(), "a thread that ended is no thread at all");
     }
 
