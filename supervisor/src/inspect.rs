@@ -15,6 +15,7 @@
 //!    complete event, and ID_VALID is checked once more after those reads.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::CString;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -22,6 +23,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use execguard_policy::event::{Ancestor, Parent, User};
 use execguard_policy::name::{basename, is_dynamic_loader, is_multi_call, loaded_program, script, tool_name};
 use execguard_policy::{Action, DecisionRecord, ExecEvent, Needs, Policy, ProcessView};
+use nix::dir::Dir;
+use nix::fcntl::{readlinkat, AtFlags, OFlag};
+use nix::sys::stat::{fstatat, Mode};
 
 use crate::identity::Identities;
 use crate::memory::{self, Bounds, Unreadable};
@@ -202,19 +206,32 @@ impl WritableLineage {
 
 /// A regular file in a writable location that `pid` holds open for reading only: a
 /// script being sourced (a log the process writes is no script).
+///
+/// How each fd was opened is the mode of its /proc/PID/fd link (fs/proc/fd.c,
+/// tid_fd_update_inode: S_IRUSR for FMODE_READ, S_IWUSR for FMODE_WRITE), so one fstatat
+/// sets aside a shell's stdout, stderr and terminal before any readlink, and no fdinfo is
+/// read (issue #16: these scans were most of a network-tool exec's syscalls).
 fn open_writable_script(pid: u32) -> Option<String> {
-    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-    entries.filter_map(Result::ok).take(MAX_OPEN_FILES).find_map(|entry| {
-        let target = std::fs::read_link(entry.path()).ok()?;
-        let text = lossy(target.as_os_str().as_encoded_bytes());
-        if !WRITABLE_DIRS.iter().any(|dir| text.starts_with(dir)) || !std::fs::metadata(entry.path()).ok()?.is_file() {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut fds = Dir::open(format!("/proc/{pid}/fd").as_str(), flags, Mode::empty()).ok()?;
+    let names: Vec<CString> = fds
+        .iter()
+        .filter_map(Result::ok)
+        .filter(|entry| !matches!(entry.file_name().to_bytes(), b"." | b".."))
+        .take(MAX_OPEN_FILES)
+        .map(|entry| entry.file_name().to_owned())
+        .collect();
+    names.iter().find_map(|name| {
+        let link = fstatat(&fds, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
+        if link.st_mode & libc::S_IWUSR != 0 || link.st_mode & libc::S_IRUSR == 0 {
             return None;
         }
-        let info =
-            std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", entry.file_name().to_string_lossy())).ok()?;
-        let flags = info.lines().find_map(|line| line.strip_prefix("flags:"))?.trim();
-        let read_only = i32::from_str_radix(flags, 8).is_ok_and(|flags| flags & libc::O_ACCMODE == libc::O_RDONLY);
-        read_only.then_some(text)
+        let text = lossy(readlinkat(&fds, name.as_c_str()).ok()?.as_encoded_bytes());
+        if !WRITABLE_DIRS.iter().any(|dir| text.starts_with(dir)) {
+            return None;
+        }
+        let file = fstatat(&fds, name.as_c_str(), AtFlags::empty()).ok()?;
+        (file.st_mode & libc::S_IFMT == libc::S_IFREG).then_some(text)
     })
 }
 
@@ -881,5 +898,32 @@ mod tests {
         gate.verify(tid, own_exe());
         drop(thread);
         assert!(!gate.is_verified(tid), "a thread that is gone is no longer verified");
+    }
+
+    /// A shell sourcing a script holds it open for reading; a file it writes (a log, a
+    /// redirection) in the same place is no script, nor is a directory it holds open.
+    #[test]
+    fn an_open_script_is_a_regular_file_in_a_writable_place_held_for_reading_only() {
+        // /dev/shm is one of WRITABLE_DIRS on every Linux, wherever TMPDIR points.
+        let dir = std::path::PathBuf::from(format!("/dev/shm/execguard-open-script-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("sourced.sh");
+        std::fs::write(&script, "sleep 30\n").unwrap();
+        let held = |stdin: std::fs::File, stdout: std::fs::File| {
+            let mut child = std::process::Command::new("sleep").arg("30").stdin(stdin).stdout(stdout).spawn().unwrap();
+            let found = open_writable_script(child.id());
+            let _ = child.kill();
+            let _ = child.wait();
+            found
+        };
+        let log = || std::fs::File::create(dir.join("log")).unwrap();
+        let read_only = std::fs::File::open(&script).unwrap();
+        assert_eq!(held(read_only, log()), Some(script.display().to_string()), "a script held for reading");
+        let read_write = std::fs::OpenOptions::new().read(true).write(true).open(&script).unwrap();
+        assert_eq!(held(read_write, log()), None, "a file held open for writing too");
+        assert_eq!(held(std::fs::File::open(&dir).unwrap(), log()), None, "a directory");
+        let elsewhere = std::fs::File::open("/proc/self/status").unwrap();
+        assert_eq!(held(elsewhere, log()), None, "a file outside the writable places");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
