@@ -15,17 +15,14 @@
 //!    complete event, and ID_VALID is checked once more after those reads.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::CString;
 use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use execguard_policy::event::{Ancestor, Parent, User};
 use execguard_policy::name::{basename, is_dynamic_loader, is_multi_call, loaded_program, script, tool_name};
 use execguard_policy::{Action, DecisionRecord, ExecEvent, Needs, Policy, ProcessView};
-use nix::dir::Dir;
-use nix::fcntl::{readlinkat, AtFlags, OFlag};
-use nix::sys::stat::{fstatat, Mode};
 
 use crate::identity::Identities;
 use crate::memory::{self, Bounds, Unreadable};
@@ -208,30 +205,22 @@ impl WritableLineage {
 /// script being sourced (a log the process writes is no script).
 ///
 /// How each fd was opened is the mode of its /proc/PID/fd link (fs/proc/fd.c,
-/// tid_fd_update_inode: S_IRUSR for FMODE_READ, S_IWUSR for FMODE_WRITE), so one fstatat
-/// sets aside a shell's stdout, stderr and terminal before any readlink, and no fdinfo is
-/// read (issue #16: these scans were most of a network-tool exec's syscalls).
+/// tid_fd_update_inode: S_IRUSR for FMODE_READ, S_IWUSR for FMODE_WRITE), so one statx
+/// (relative to the directory, as DirEntry::metadata makes it) sets aside a shell's
+/// stdout, stderr and terminal before any readlink, and no fdinfo is read (issue #16:
+/// these scans were most of a network-tool exec's syscalls under a shell).
 fn open_writable_script(pid: u32) -> Option<String> {
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-    let mut fds = Dir::open(format!("/proc/{pid}/fd").as_str(), flags, Mode::empty()).ok()?;
-    let names: Vec<CString> = fds
-        .iter()
-        .filter_map(Result::ok)
-        .filter(|entry| !matches!(entry.file_name().to_bytes(), b"." | b".."))
-        .take(MAX_OPEN_FILES)
-        .map(|entry| entry.file_name().to_owned())
-        .collect();
-    names.iter().find_map(|name| {
-        let link = fstatat(&fds, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
-        if link.st_mode & libc::S_IWUSR != 0 || link.st_mode & libc::S_IRUSR == 0 {
+    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    entries.filter_map(Result::ok).take(MAX_OPEN_FILES).find_map(|entry| {
+        let opened = entry.metadata().ok()?.permissions().mode();
+        if opened & libc::S_IWUSR != 0 || opened & libc::S_IRUSR == 0 {
             return None;
         }
-        let text = lossy(readlinkat(&fds, name.as_c_str()).ok()?.as_encoded_bytes());
-        if !WRITABLE_DIRS.iter().any(|dir| text.starts_with(dir)) {
+        let text = lossy(std::fs::read_link(entry.path()).ok()?.as_os_str().as_encoded_bytes());
+        if !WRITABLE_DIRS.iter().any(|dir| text.starts_with(dir)) || !std::fs::metadata(entry.path()).ok()?.is_file() {
             return None;
         }
-        let file = fstatat(&fds, name.as_c_str(), AtFlags::empty()).ok()?;
-        (file.st_mode & libc::S_IFMT == libc::S_IFREG).then_some(text)
+        Some(text)
     })
 }
 
@@ -735,7 +724,8 @@ fn unreadable_exec(pid: u32, scope: &Scope, unreadable: Unreadable) -> Inspected
 fn fill(event: &mut ExecEvent, needs: Needs, source: &Source, policy: &Policy, limits: &Limits, seen: &mut Seen) {
     let Some(pid) = event.process.pid else { return };
     let lineage = source.lineage;
-    if needs.writable_lineage && event.execguard.writable_lineage.is_none() {
+    if needs.writable_lineage && !seen.looked_for_writable_lineage {
+        seen.looked_for_writable_lineage = true;
         event.execguard.writable_lineage = source.writable_lineage.find(pid, lineage, policy, seen);
     }
     let stat = if needs.parent || needs.ancestors || needs.interactive { seen.stat(pid) } else { None };
@@ -774,11 +764,20 @@ struct Seen<'a> {
     max_arg_bytes: usize,
     stats: Vec<(u32, Option<procfs::Stat>)>,
     running: Vec<(u32, Option<Started>)>,
+    /// The writable lineage was looked for, found or not: an alert's second [`fill`] must
+    /// not scan the lineage's open files again (issue #16).
+    looked_for_writable_lineage: bool,
 }
 
 impl<'a> Seen<'a> {
     fn new(processes: &'a ProcessTable, limits: &Limits) -> Seen<'a> {
-        Seen { processes, max_arg_bytes: limits.max_arg_bytes, stats: Vec::new(), running: Vec::new() }
+        Seen {
+            processes,
+            max_arg_bytes: limits.max_arg_bytes,
+            stats: Vec::new(),
+            running: Vec::new(),
+            looked_for_writable_lineage: false,
+        }
     }
 
     fn stat(&mut self, pid: u32) -> Option<procfs::Stat> {
