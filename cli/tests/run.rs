@@ -342,9 +342,10 @@ fn two_thousand_execs_leak_no_fds_and_little_memory() {
     let scratch = Scratch::new();
     // $PPID of the script is the supervisor (execguard run itself). Its fds are counted by
     // the shell's own glob: `ls | wc` would count them while wc's exec is inspected, with
-    // that inspection's fds open.
+    // that inspection's fds open. The supervisor closes an exec's files just after its
+    // answer, so each count follows a sleep: by its end, sleep's files are closed.
     let script = r#"
-        fds() { set -- /proc/$PPID/fd/*; echo $#; }
+        fds() { sleep 0.2; set -- /proc/$PPID/fd/*; echo $#; }
         rss() { awk '/^VmRSS:/ { print $2 }' /proc/$PPID/status; }
         /bin/true; f0=$(fds); r0=$(rss)
         i=0; while [ $i -lt 2000 ]; do /bin/true; i=$((i+1)); done

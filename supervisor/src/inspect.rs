@@ -441,7 +441,32 @@ pub enum Inspected {
         event: Box<ExecEvent>,
         record: Box<DecisionRecord>,
         action: Action,
+        after: AfterAnswer,
     },
+}
+
+/// What is left of an inspection once its answer is sent: the exec waits for none of it
+/// (issue #16: close what was resolved, and record the exec, after SEND).
+#[derive(Debug, Default)]
+pub struct AfterAnswer {
+    /// The files resolved to decide it.
+    opened: Vec<Resolved>,
+    /// The exec, for the process table: thread, path, file and argv.
+    exec: Option<(u32, String, FileId, Vec<Vec<u8>>)>,
+}
+
+impl AfterAnswer {
+    /// Records the exec in the process table unless it was blocked, and closes its files.
+    /// Recorded after the answer, the entry is there before the process's next
+    /// notification (one receiver serves them in turn) and dated later than the exec
+    /// was let through, as [`ProcessTable`] requires.
+    pub fn finish(self, processes: &ProcessTable, action: Action) {
+        let AfterAnswer { opened, exec } = self;
+        if let (Some((tid, path, file, argv)), false) = (exec, action == Action::Block) {
+            processes.record(tid, path, file, argv);
+        }
+        drop(opened);
+    }
 }
 
 fn lossy(bytes: &[u8]) -> String {
@@ -532,14 +557,7 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
             );
         }
     };
-    let key = program.file.key;
-    let started = (program.file.path.clone(), (key.dev, key.ino), program.argv.clone());
-    let inspected = judge(source, notification, policy, config, process_root, event, program, Some(&exec), identities);
-    if !matches!(&inspected, Inspected::Decided { action: Action::Block, .. }) {
-        let (path, file, argv) = started;
-        source.processes.record(pid, path, file, argv);
-    }
-    inspected
+    judge(source, notification, policy, config, process_root, event, program, Some(&exec), identities)
 }
 
 /// Decides `program`, the program the process runs (or will run), with the facts the
@@ -564,6 +582,8 @@ fn judge(
     // `ld.so PROGRAM`: what runs is PROGRAM, so the file facts are its own, unless the
     // loader only lists the program's libraries (`ldd`), which runs nothing of it.
     let loader = identity.as_deref().unwrap_or_else(|| basename(&program.file.path)).to_string();
+    let key = program.file.key;
+    let started = (pid, program.file.path.clone(), (key.dev, key.ino));
     let mut files = vec![program.file];
     files.extend(program.scripts);
     if is_dynamic_loader(&loader) {
@@ -613,7 +633,10 @@ fn judge(
         }
     }
     let record = policy.record(&event, &decision);
-    Inspected::Decided { event: Box::new(event), record: Box::new(record), action: decision.action }
+    // The gate's judgement is of a process that already runs: no exec to record.
+    let exec = exec.map(|_| (started.0, started.1, started.2, program.argv));
+    let after = AfterAnswer { opened: files, exec };
+    Inspected::Decided { event: Box::new(event), record: Box::new(record), action: decision.action, after }
 }
 
 /// The filter's root, when every process under the filter still has it: opened at the
@@ -706,7 +729,7 @@ fn undecidable(mut event: ExecEvent, fail_action: FailAction, why: &str) -> Insp
     };
     event.process.name = Some(tool_name(&event.process.executable, None, &event.process.args).to_string());
     let record = DecisionRecord { decision: action, rule: None, reason: format!("{why}: {outcome}") };
-    Inspected::Decided { event: Box::new(event), record: Box::new(record), action }
+    Inspected::Decided { event: Box::new(event), record: Box::new(record), action, after: AfterAnswer::default() }
 }
 
 fn unreadable_exec(pid: u32, scope: &Scope, unreadable: Unreadable) -> Inspected {
@@ -715,7 +738,8 @@ fn unreadable_exec(pid: u32, scope: &Scope, unreadable: Unreadable) -> Inspected
     event.container = scope.container.clone();
     event.orchestrator = scope.orchestrator.clone();
     let record = DecisionRecord { decision: Action::Block, rule: None, reason: unreadable.to_string() };
-    Inspected::Decided { event: Box::new(event), record: Box::new(record), action: Action::Block }
+    let after = AfterAnswer::default();
+    Inspected::Decided { event: Box::new(event), record: Box::new(record), action: Action::Block, after }
 }
 
 /// Reads the facts in `needs` that the event does not have yet. A process that is gone or

@@ -506,7 +506,7 @@ impl Supervisor {
                     self.count(kind, Action::Allow, None, received);
                 }
             }
-            Inspected::Decided { event, record, action } => {
+            Inspected::Decided { event, record, action, after } => {
                 if kind == Kind::NetworkSocket && action == Action::Block {
                     // What runs was blocked: the process must not go on without its socket
                     // either (it could try another way, or touch files).
@@ -517,7 +517,9 @@ impl Supervisor {
                         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
                     }
                 }
-                if answer(&filter.fd, notification.id, action) {
+                let answered = answer(&filter.fd, notification.id, action);
+                after.finish(&filter.processes, action);
+                if answered {
                     self.count(kind, action, record.rule.as_ref().map(|r| r.id.as_str()), received);
                     if action != Action::Allow {
                         let what = EventAction::of(&record, kind == Kind::NetworkSocket);
