@@ -405,6 +405,7 @@ pub fn gate(source: &Source, notification: &Notification, policy: &Policy, confi
         }
         None => "no exec of this process was approved (it was let through undecided)".to_string(),
     });
+    event.process.args = lossy_all(&argv);
     let identities = lock(source.identities);
     let program = Program { file: exe, argv, scripts: Vec::new() };
     let inspected = judge(source, notification, policy, config, process_root, event, program, None, identities);
@@ -557,11 +558,16 @@ pub fn inspect(source: &Source, notification: &Notification, policy: &Policy, co
             );
         }
     };
+    // The event was made with the exec's argv; an interpreter line gives the program another.
+    if !program.scripts.is_empty() {
+        event.process.args = lossy_all(&program.argv);
+    }
     judge(source, notification, policy, config, process_root, event, program, Some(&exec), identities)
 }
 
 /// Decides `program`, the program the process runs (or will run), with the facts the
-/// rules need. `exec`: the execve's arguments, when it is one.
+/// rules need; `event` already carries the program's argv. `exec`: the execve's
+/// arguments, when it is one.
 #[allow(clippy::too_many_arguments)]
 fn judge(
     source: &Source,
@@ -576,7 +582,6 @@ fn judge(
 ) -> Inspected {
     let (pid, limits, scope, fd) = (notification.pid, &config.limits, source.scope, source.fd);
     event.process.executable = program.file.path.clone();
-    event.process.args = lossy_all(&program.argv);
     event.execguard.scripts = program.scripts.iter().map(|script| script.path.clone()).collect();
     let mut identity = identities.identify(program.file.file.as_fd(), program.file.key);
     // `ld.so PROGRAM`: what runs is PROGRAM, so the file facts are its own, unless the
