@@ -463,7 +463,7 @@ impl AfterAnswer {
     /// was let through, as [`ProcessTable`] requires.
     pub fn finish(self, processes: &ProcessTable, action: Action) {
         let AfterAnswer { opened, exec } = self;
-        if let (Some((tid, path, file, argv)), false) = (exec, action == Action::Block) {
+        if let Some((tid, path, file, argv)) = exec.filter(|_| action != Action::Block) {
             processes.record(tid, path, file, argv);
         }
         drop(opened);
@@ -587,8 +587,9 @@ fn judge(
     // `ld.so PROGRAM`: what runs is PROGRAM, so the file facts are its own, unless the
     // loader only lists the program's libraries (`ldd`), which runs nothing of it.
     let loader = identity.as_deref().unwrap_or_else(|| basename(&program.file.path)).to_string();
+    // What the process table keeps of an exec: the file the kernel maps, not a loaded one.
     let key = program.file.key;
-    let started = (pid, program.file.path.clone(), (key.dev, key.ino));
+    let mapped = exec.map(|_| (program.file.path.clone(), (key.dev, key.ino)));
     let mut files = vec![program.file];
     files.extend(program.scripts);
     if is_dynamic_loader(&loader) {
@@ -639,7 +640,7 @@ fn judge(
     }
     let record = policy.record(&event, &decision);
     // The gate's judgement is of a process that already runs: no exec to record.
-    let exec = exec.map(|_| (started.0, started.1, started.2, program.argv));
+    let exec = mapped.map(|(path, file)| (pid, path, file, program.argv));
     let after = AfterAnswer { opened: files, exec };
     Inspected::Decided { event: Box::new(event), record: Box::new(record), action: decision.action, after }
 }

@@ -186,8 +186,9 @@ pub struct Supervisor {
 ///
 /// Re-armed at each notification (one timerfd_settime), it fires only when one took that
 /// long, or once after the last of a burst. The watchdog used to wake on a tick of
-/// STALL_AFTER / 2 while execs came in instead: each wake-up cost about 190 us of CPU on
-/// these VMs, a fifth of the supervisor's CPU per exec in the bench (issue #16).
+/// STALL_AFTER / 2 while execs came in instead: on a loaded VM each wake-up cost about
+/// 190 us of CPU, a fifth of the supervisor's CPU per exec in the bench (issue #16); on a
+/// quiet one the two gave the same CPU per exec.
 struct StallAlarm {
     timer: TimerFd,
     /// Holds `timer` alone: a wait on it with a timeout.
