@@ -5,7 +5,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use execguard_policy::event::Parent;
-use execguard_policy::{ExecEvent, Policy};
+use execguard_policy::{ExecEvent, FirstLook, Policy};
 
 fn event(executable: &str, argv: &str, parent: Option<(&str, &str)>) -> ExecEvent {
     let mut event = ExecEvent::new(executable, argv.split_whitespace().map(String::from).collect());
@@ -60,12 +60,15 @@ fn decide(c: &mut Criterion) {
     group.bench_function("allow_path_only", |b| {
         b.iter(|| ordinary.iter().map(|e| policy.decide(std::hint::black_box(e)).action as u8 as u32).sum::<u32>())
     });
-    // What the supervisor asks before reading /proc: an event with only the facts of the
-    // file and argv (no parent, no terminal), as it stands at that point.
+    // What the supervisor asks before reading /proc (`first_look`: the needs, or the
+    // decision when there are none): an event with only the facts of the file and argv
+    // (no parent, no terminal), as it stands at that point.
     let bare: Vec<ExecEvent> =
         ordinary.iter().map(|e| ExecEvent::new(e.process.executable.clone(), e.process.args.clone())).collect();
-    group.bench_function("needs_of_ordinary", |b| {
-        b.iter(|| bare.iter().map(|e| policy.needs(std::hint::black_box(e)).parent as u32).sum::<u32>())
+    group.bench_function("first_look_of_ordinary", |b| {
+        b.iter(|| {
+            bare.iter().filter(|e| matches!(policy.first_look(std::hint::black_box(e)), FirstLook::Decided(_))).count()
+        })
     });
     group.finish();
 }

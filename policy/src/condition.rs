@@ -265,6 +265,13 @@ pub struct Subject<'e> {
     pub event: Option<&'e ExecEvent>,
 }
 
+impl<'e> Subject<'e> {
+    /// The exec'ing process of `event`, with the event.
+    pub fn of(event: &'e ExecEvent) -> Subject<'e> {
+        Subject { process: ProcessView::of_event(event), event: Some(event) }
+    }
+}
+
 /// An argument read as a command name: itself, or its last component when it is a path.
 fn as_command(arg: &str) -> &str {
     basename(arg)

@@ -20,7 +20,7 @@ const INDEXED_RULES: usize = 256;
 pub struct RuleMask([u64; INDEXED_RULES / 64]);
 
 impl RuleMask {
-    fn insert(&mut self, rule: usize) {
+    pub fn insert(&mut self, rule: usize) {
         if let Some(word) = self.0.get_mut(rule / 64) {
             *word |= 1 << (rule % 64);
         }
@@ -34,7 +34,12 @@ impl RuleMask {
 
     /// Whether `rule` may match; rules beyond the index always may.
     pub fn contains(&self, rule: usize) -> bool {
-        self.0.get(rule / 64).is_none_or(|word| word & (1 << (rule % 64)) != 0)
+        self.get(rule).unwrap_or(true)
+    }
+
+    /// Whether `rule` is in the set; None beyond the rules a mask can hold.
+    pub fn get(&self, rule: usize) -> Option<bool> {
+        self.0.get(rule / 64).map(|word| word & (1 << (rule % 64)) != 0)
     }
 }
 

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use condition::{ConditionSet, Subject};
 pub use condition::{Needs, ProcessView};
 pub use event::ExecEvent;
-use index::NameIndex;
+use index::{NameIndex, RuleMask};
 pub use load::{PolicyError, PolicyErrors};
 /// The policy's string patterns (equality, glob, `re:`), for tools that select by rule id
 /// in the same language the policy file is written in (`execguard alerts --rule`).
@@ -171,6 +171,23 @@ impl RuleSummary {
     }
 }
 
+/// The outcome of [`Policy::first_look`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstLook {
+    /// The rules that may match need nothing beyond the event: this is the decision.
+    Decided(Decision),
+    /// Read these, then [`Policy::decide`].
+    Needs(Needs),
+}
+
+/// What [`Policy::survey`] found for one exec.
+struct Survey {
+    candidates: RuleMask,
+    needs: Needs,
+    /// The candidates that need nothing and hold; only meaningful when `needs` is empty.
+    holding: RuleMask,
+}
+
 /// A decision explained: `{"decision":..,"rule":{..}|null,"reason":".."}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecisionRecord {
@@ -261,38 +278,65 @@ impl Policy {
     /// executable, argv and file facts. The supervisor reads only that before deciding,
     /// and everything else only for an exec it alerts on or blocks.
     pub fn needs(&self, event: &ExecEvent) -> Needs {
-        let subject = Subject { process: ProcessView::of_event(event), event: Some(event) };
-        let candidates = self.index.candidates(subject.process.name());
-        let mut needs = Needs::default();
-        for (_, rule) in self.rules.iter().enumerate().filter(|(index, _)| candidates.contains(*index)) {
-            let rule_needs = rule.when.needs_for(&subject);
-            if rule_needs != Needs::default() || rule.when.holds(&subject) {
-                needs =
-                    rule.exceptions.iter().fold(needs.union(rule_needs), |n, e| n.union(e.when.needs_for(&subject)));
-            }
-        }
-        needs
+        self.survey(&Subject::of(event)).needs
     }
 
     /// Decides one exec. Allocates nothing unless a rule needs to make a relative script
     /// path absolute.
     pub fn decide(&self, event: &ExecEvent) -> Decision {
-        let subject = Subject { process: ProcessView::of_event(event), event: Some(event) };
+        let subject = Subject::of(event);
         let candidates = self.index.candidates(subject.process.name());
+        self.decide_among(&subject, candidates, |_, rule| rule.when.holds(&subject))
+    }
+
+    /// [`Policy::needs`] and, when the rules need nothing more, [`Policy::decide`] on the
+    /// same pass: the conditions of every rule that may match are checked once (issue
+    /// #16: the supervisor checked them twice for every ordinary exec).
+    pub fn first_look(&self, event: &ExecEvent) -> FirstLook {
+        let subject = Subject::of(event);
+        let survey = self.survey(&subject);
+        if survey.needs != Needs::default() {
+            return FirstLook::Needs(survey.needs);
+        }
+        let holds = |index, rule: &Rule| survey.holding.get(index).unwrap_or_else(|| rule.when.holds(&subject));
+        FirstLook::Decided(self.decide_among(&subject, survey.candidates, holds))
+    }
+
+    /// What the candidate rules need, and which of those that need nothing hold.
+    fn survey(&self, subject: &Subject) -> Survey {
+        let candidates = self.index.candidates(subject.process.name());
+        let mut survey = Survey { candidates, needs: Needs::default(), holding: RuleMask::default() };
+        for (index, rule) in self.rules.iter().enumerate().filter(|(index, _)| candidates.contains(*index)) {
+            let rule_needs = rule.when.needs_for(subject);
+            let holds = rule_needs == Needs::default() && rule.when.holds(subject);
+            if holds {
+                survey.holding.insert(index);
+            }
+            if rule_needs != Needs::default() || holds {
+                let with_exceptions =
+                    rule.exceptions.iter().fold(rule_needs, |n, e| n.union(e.when.needs_for(subject)));
+                survey.needs = survey.needs.union(with_exceptions);
+            }
+        }
+        survey
+    }
+
+    /// The strongest candidate rule whose conditions `holds`, with the exceptions applied.
+    fn decide_among(&self, subject: &Subject, candidates: RuleMask, holds: impl Fn(usize, &Rule) -> bool) -> Decision {
         let mut excepted = None;
         for &index in &self.precedence {
             if !candidates.contains(index) {
                 continue;
             }
             let Some(rule) = self.rules.get(index) else { continue };
-            if !rule.when.holds(&subject) {
+            if !holds(index, rule) {
                 continue;
             }
-            if let Some(x) = rule.exceptions.iter().position(|e| e.when.holds(&subject)) {
+            if let Some(x) = rule.exceptions.iter().position(|e| e.when.holds(subject)) {
                 excepted.get_or_insert(Excepted::ByRule(index, x));
                 continue;
             }
-            if let Some(g) = self.exceptions.iter().position(|e| e.when.holds(&subject)) {
+            if let Some(g) = self.exceptions.iter().position(|e| e.when.holds(subject)) {
                 let excepted = Some(Excepted::Globally(index, g));
                 return Decision { action: Action::Allow, rule: None, excepted, downgraded: false };
             }
@@ -305,7 +349,7 @@ impl Policy {
 
     /// The decision with its rule and a reason a responder can read.
     pub fn record(&self, event: &ExecEvent, decision: &Decision) -> DecisionRecord {
-        let subject = Subject { process: ProcessView::of_event(event), event: Some(event) };
+        let subject = Subject::of(event);
         let rule = decision.rule.and_then(|i| self.rules.get(i));
         let reason = match (rule, decision.excepted) {
             (Some(rule), _) => {

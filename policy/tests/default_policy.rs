@@ -4,7 +4,7 @@
 mod common;
 
 use common::{exec, exec_argv, EventExt};
-use execguard_policy::{Action, ExecEvent, Mode, Policy};
+use execguard_policy::{Action, ExecEvent, FirstLook, Mode, Needs, Policy};
 
 const NC: &str = "/usr/bin/nc.openbsd";
 const NCAT: &str = "/usr/bin/ncat";
@@ -386,6 +386,30 @@ fn needs_follow_the_rules_that_may_match() {
     assert!(!bash.interactive && !bash.parent, "{bash:?}");
     let bash_nc = policy.needs(&exec(BASH, "bash nc"));
     assert!(bash_nc.interactive && !bash_nc.parent, "{bash_nc:?}");
+}
+
+/// The supervisor's one-pass look gives what the two passes give: the needs when the
+/// rules need something, else the very decision `decide` makes.
+#[test]
+fn first_look_is_needs_then_decide() {
+    let (mut decided, mut needing, mut decided_not_allowed) = (0, 0, 0);
+    for mode in [Mode::Enforce, Mode::Monitor] {
+        let policy = Policy::embedded().unwrap().with_mode(mode);
+        for case in cases() {
+            let needs = policy.needs(&case.event);
+            let expected = if needs == Needs::default() {
+                decided += 1;
+                let decision = policy.decide(&case.event);
+                decided_not_allowed += usize::from(decision.action != Allow);
+                FirstLook::Decided(decision)
+            } else {
+                needing += 1;
+                FirstLook::Needs(needs)
+            };
+            assert_eq!(policy.first_look(&case.event), expected, "{mode}: {}", case.why);
+        }
+    }
+    assert!(decided > 0 && needing > 0 && decided_not_allowed > 0, "{decided} {needing} {decided_not_allowed}");
 }
 
 #[test]

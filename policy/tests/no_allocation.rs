@@ -1,4 +1,4 @@
-//! The allow path of `decide` must not touch the heap: every exec in every container goes
+//! The allow path of `decide` (and of `first_look`, as the supervisor asks) must not touch the heap: every exec in every container goes
 //! through it. A counting global allocator (per thread, so that the test harness's other
 //! threads do not interfere) checks that.
 
@@ -56,6 +56,9 @@ fn allowed_execs_decide_without_allocating() {
         let after = allocations();
         assert_eq!(decision.action, Action::Allow, "{event:?}");
         assert_eq!(after - before, 0, "decide allocated for {:?}", event.process.args);
+        let before = allocations();
+        let _ = std::hint::black_box(policy.first_look(event));
+        assert_eq!(allocations() - before, 0, "first_look allocated for {:?}", event.process.args);
     }
 }
 

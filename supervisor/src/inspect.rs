@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use execguard_policy::event::{Ancestor, Parent, User};
 use execguard_policy::name::{basename, is_dynamic_loader, is_multi_call, loaded_program, script, tool_name};
-use execguard_policy::{Action, DecisionRecord, ExecEvent, Needs, Policy, ProcessView};
+use execguard_policy::{Action, DecisionRecord, ExecEvent, FirstLook, Needs, Policy, ProcessView};
 
 use crate::identity::Identities;
 use crate::memory::{self, Bounds, Unreadable};
@@ -586,17 +586,18 @@ fn judge(
     let mut identity = identities.identify(program.file.file.as_fd(), program.file.key);
     // `ld.so PROGRAM`: what runs is PROGRAM, so the file facts are its own, unless the
     // loader only lists the program's libraries (`ldd`), which runs nothing of it.
-    let loader = identity.as_deref().unwrap_or_else(|| basename(&program.file.path)).to_string();
+    let is_loader = is_dynamic_loader(identity.as_deref().unwrap_or_else(|| basename(&program.file.path)));
     // What the process table keeps of an exec: the file the kernel maps, not a loaded one.
     let key = program.file.key;
     let mapped = exec.map(|_| (program.file.path.clone(), (key.dev, key.ino)));
     let mut files = vec![program.file];
     files.extend(program.scripts);
-    if is_dynamic_loader(&loader) {
-        let loader_path = files.first().map_or("", |f| f.path.as_str());
+    if is_loader {
+        let loader_path = files[0].path.as_str();
         let lists_only = exec.is_some_and(|exec| loader_lists_only(pid, exec, loader_path, &program.argv, limits));
         event.execguard.loader_lists_only = lists_only;
-        let loaded = loaded_program(&loader, &event.process.args)
+        let loader = identity.as_deref().unwrap_or_else(|| basename(loader_path));
+        let loaded = loaded_program(loader, &event.process.args)
             .filter(|_| !lists_only)
             .and_then(|index| program.argv.get(index))
             .and_then(|path| resolve::resolve(pid, process_root, None, path, false).ok());
@@ -620,10 +621,14 @@ fn judge(
         source.writable_lineage.record(pid, origin);
     }
 
-    let needs = policy.needs(&event);
     let mut seen = Seen::new(source.processes, limits);
-    fill(&mut event, needs, source, policy, limits, &mut seen);
-    let mut decision = policy.decide(&event);
+    let (mut decision, read_proc) = match policy.first_look(&event) {
+        FirstLook::Decided(decision) => (decision, false),
+        FirstLook::Needs(needs) => {
+            fill(&mut event, needs, source, policy, limits, &mut seen);
+            (policy.decide(&event), true)
+        }
+    };
     if decision.action != Action::Allow {
         let everything =
             Needs { parent: true, ancestors: true, interactive: true, working_directory: true, writable_lineage: true };
@@ -632,7 +637,7 @@ fn judge(
         event.process.user = procfs::uid(pid).ok().map(|uid| User { id: Some(uid.to_string()) });
         decision = policy.decide(&event);
     }
-    if needs != Needs::default() || decision.action != Action::Allow {
+    if read_proc || decision.action != Action::Allow {
         // /proc was read after the first check: the same proof again.
         if !fd.id_valid(notification.id) {
             return Inspected::Withdrawn;
