@@ -1,6 +1,6 @@
-//! The allow path of `decide` (and of `first_look`, as the supervisor asks) must not touch the heap: every exec in every container goes
-//! through it. A counting global allocator (per thread, so that the test harness's other
-//! threads do not interfere) checks that.
+//! The allow path of `decide` (and of `first_look`, as the supervisor asks) must not touch
+//! the heap: every exec in every container goes through it. A counting global allocator
+//! (per thread, so that the test harness's other threads do not interfere) checks that.
 
 mod common;
 

@@ -584,19 +584,18 @@ fn judge(
     event.process.executable = program.file.path.clone();
     event.execguard.scripts = program.scripts.iter().map(|script| script.path.clone()).collect();
     let mut identity = identities.identify(program.file.file.as_fd(), program.file.key);
-    // `ld.so PROGRAM`: what runs is PROGRAM, so the file facts are its own, unless the
-    // loader only lists the program's libraries (`ldd`), which runs nothing of it.
-    let is_loader = is_dynamic_loader(identity.as_deref().unwrap_or_else(|| basename(&program.file.path)));
     // What the process table keeps of an exec: the file the kernel maps, not a loaded one.
     let key = program.file.key;
     let mapped = exec.map(|_| (program.file.path.clone(), (key.dev, key.ino)));
     let mut files = vec![program.file];
     files.extend(program.scripts);
-    if is_loader {
-        let loader_path = files[0].path.as_str();
+    // `ld.so PROGRAM`: what runs is PROGRAM, so the file facts are its own, unless the
+    // loader only lists the program's libraries (`ldd`), which runs nothing of it.
+    let loader_path = files[0].path.as_str();
+    let loader = identity.as_deref().unwrap_or_else(|| basename(loader_path));
+    if is_dynamic_loader(loader) {
         let lists_only = exec.is_some_and(|exec| loader_lists_only(pid, exec, loader_path, &program.argv, limits));
         event.execguard.loader_lists_only = lists_only;
-        let loader = identity.as_deref().unwrap_or_else(|| basename(loader_path));
         let loaded = loaded_program(loader, &event.process.args)
             .filter(|_| !lists_only)
             .and_then(|index| program.argv.get(index))
